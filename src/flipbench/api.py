@@ -1,0 +1,237 @@
+"""The Python API: everything the CLI does, as functions.
+
+from flipbench.api import start_run
+from flipbench.config import RunConfig
+outcome = start_run(RunConfig(model="local/smollm2", mode="exact"))
+print(outcome.results.s)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import platform
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flipbench import __version__
+from flipbench.config import RunConfig, default_db_path
+from flipbench.errors import FlipbenchError
+from flipbench.export import export_run
+from flipbench.progress import reporter_for
+from flipbench.providers import backend_class
+from flipbench.providers.base import Backend
+from flipbench.report.figure import response_curve
+from flipbench.results import RunResults, compute_results
+from flipbench.runner import Runner, RunSettings
+from flipbench.store import Journal, RunRow, check_readable
+from flipbench.tasks import get_experiment
+from flipbench.tasks.definition import ResolvedExperiment
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_LIBS = ("aiohttp", "numpy", "scipy", "pydantic", "xllamacpp")
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or stopped) run left behind."""
+
+    run_id: str
+    status: str
+    message: str | None
+    results: RunResults | None
+    figures: list[Path] = field(default_factory=list)
+    db: Path = Path()
+
+
+def run_dir(db: Path, run_id: str) -> Path:
+    """Where a run's figures and reports go: next to the journal."""
+    return db.resolve().parent / "flipbench-runs" / run_id
+
+
+def new_run_id(experiment: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{experiment}-{secrets.token_hex(2)}"
+
+
+def _package_versions() -> dict[str, Any]:
+    versions: dict[str, Any] = {"flipbench": __version__, "python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
+    """Validate everything a run needs before anything is written or started."""
+    experiment = get_experiment(config.experiment).resolve(
+        grid=config.grid,
+        p_values=config.p_values,
+        prompt=config.prompt,
+        system_prompt=config.system_prompt,
+        n=config.n,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+    )
+    cls = backend_class(config.model)
+    if config.mode == "exact" and not cls.supports_exact:
+        raise FlipbenchError(f"{config.model} gives no next-token probabilities; use --mode sample")
+    if config.mode == "exact" and config.constrained:
+        raise FlipbenchError("--constrained applies to sampling; exact mode reads probabilities")
+    if config.constrained and not cls.supports_constrained:
+        raise FlipbenchError(f"{config.model} cannot constrain its answers")
+    if config.run_id is not None and not _RUN_ID.match(config.run_id):
+        raise FlipbenchError(
+            f"run id {config.run_id!r} must be letters, digits, '.', '_' or '-' (≤ 100 chars)"
+        )
+    return experiment, cls
+
+
+def _check_db(db: Path) -> None:
+    check_readable(db)
+    if not db.resolve().parent.is_dir():
+        raise FlipbenchError(f"directory {db.resolve().parent} for the journal does not exist")
+
+
+async def _execute(
+    db: Path,
+    run_id: str,
+    config: RunConfig,
+    experiment: ResolvedExperiment,
+    backend: Backend,
+    *,
+    create: bool,
+    progress: bool,
+) -> tuple[str, str | None]:
+    await backend.start(concurrency=config.max_concurrency, exact=config.mode == "exact")
+    try:
+        with Journal(db) as journal:
+            versions = {**_package_versions(), "model": backend.versions()}
+            if create:
+                journal.create_run(
+                    run_id=run_id,
+                    experiment=experiment.name,
+                    model=config.model,
+                    mode=config.mode,
+                    config=config.model_dump(mode="json"),
+                    definition=experiment.model_dump(mode="json"),
+                    definition_hash=experiment.definition_hash(),
+                    versions=versions,
+                )
+            else:
+                _check_same_model(journal.get_run(run_id), versions)
+            settings = RunSettings(
+                mode=config.mode,
+                concurrency=config.max_concurrency if config.mode == "sample" else 1,
+                constrained=config.constrained,
+                max_attempts_factor=config.max_attempts_factor,
+                seed=config.seed,
+            )
+            runner = Runner(
+                journal, run_id, experiment, backend, settings, reporter_for(run_id, progress)
+            )
+            status = "interrupted"
+            message: str | None = f"stopped; continue with --resume {run_id}"
+            try:
+                await runner.run()
+                short = runner.short_conditions
+                status = "complete" if not short else "incomplete"
+                if short:
+                    message = (
+                        f"{len(short)} condition(s) ended short of N valid after"
+                        f" {config.max_attempts_factor:g}×N attempts: {', '.join(short[:5])}"
+                    )
+                else:
+                    message = None
+            except FlipbenchError as exc:
+                status, message = "failed", str(exc)
+                raise
+            finally:
+                journal.set_status(run_id, status, message)
+            return status, message
+    finally:
+        await backend.close()
+
+
+def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
+    """A resume must talk to the same model file the run started with."""
+    before = run.versions.get("model", {}).get("gguf_sha256")
+    after = versions["model"].get("gguf_sha256")
+    if before and after and before != after:
+        raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
+
+
+def _finish(db: Path, run_id: str, status: str, message: str | None) -> RunOutcome:
+    with Journal(db, create=False) as journal:
+        results = compute_results(journal, run_id)
+    figures = response_curve(results, run_dir(db, run_id))
+    return RunOutcome(run_id, status, message, results, figures, db)
+
+
+def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
+    """Validate, then run an experiment; every completed request is journaled as it lands."""
+    db = db or default_db_path()
+    experiment, cls = _resolve(config)
+    _check_db(db)
+    run_id = config.run_id or new_run_id(experiment.name)
+    config = config.model_copy(update={"run_id": run_id})
+    if db.exists():
+        with Journal(db, create=False) as journal:
+            if run_id in {r.run_id for r in journal.list_runs()}:
+                raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
+    backend = cls(config.model)
+    status, message = asyncio.run(
+        _execute(db, run_id, config, experiment, backend, create=True, progress=progress)
+    )
+    return _finish(db, run_id, status, message)
+
+
+def resume_run(run_id: str, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
+    """Top every condition of a stopped run up to N valid samples; never replays or duplicates."""
+    db = db or default_db_path()
+    _check_db(db)
+    with Journal(db, create=False) as journal:
+        run = journal.get_run(run_id)
+    config = RunConfig(**run.config)
+    experiment = ResolvedExperiment(**run.definition)
+    if run.status == "complete":
+        return _finish(db, run_id, run.status, "already complete")
+    backend = backend_class(config.model)(config.model)
+    status, message = asyncio.run(
+        _execute(db, run_id, config, experiment, backend, create=False, progress=progress)
+    )
+    return _finish(db, run_id, status, message)
+
+
+def list_runs(db: Path | None = None) -> list[RunRow]:
+    """Every run in the journal, oldest first."""
+    db = db or default_db_path()
+    with Journal(db, create=False) as journal:
+        return journal.list_runs()
+
+
+def run_results(run_id: str, db: Path | None = None) -> RunResults:
+    """Rates, intervals and S of a run, recomputed from its journaled rows."""
+    db = db or default_db_path()
+    with Journal(db, create=False) as journal:
+        return compute_results(journal, run_id)
+
+
+def export(run_id: str, fmt: str, path: Path | None = None, db: Path | None = None) -> Path:
+    """Write one row per sample to CSV or Parquet; returns the file written."""
+    db = db or default_db_path()
+    with Journal(db, create=False) as journal:
+        journal.get_run(run_id)
+        target = path or run_dir(db, run_id) / f"samples.{fmt}"
+        return export_run(journal, run_id, fmt, target)
+
+
+def demo(db: Path | None = None, *, progress: bool = False) -> RunOutcome:
+    """Exp 1 on the embedded model in exact mode: offline, no key, about ten seconds."""
+    return start_run(RunConfig(mode="exact"), db, progress=progress)

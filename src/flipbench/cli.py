@@ -1,0 +1,256 @@
+"""The `flipbench` command: a thin layer over `flipbench.api`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from flipbench import api
+from flipbench.config import DEFAULT_DB, RunConfig
+from flipbench.errors import FlipbenchError
+from flipbench.results import RunResults
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Measure whether a language model can follow a requested probability distribution.",
+)
+out = Console(soft_wrap=True)
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="FLIPBENCH_DB", help="journal file (SQLite)", show_default=True),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code=2)
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _rows(results: RunResults) -> list[dict[str, Any]]:
+    exact = results.run.mode == "exact"
+    rows = []
+    for c in results.conditions:
+        row: dict[str, Any] = {
+            "condition": c.condition,
+            "p": c.p,
+            "rate": c.rate,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "n_valid": c.n_valid,
+            "n_total": c.n_total,
+            "invalid_share": c.invalid_share,
+        }
+        if exact:
+            row["coverage"] = c.coverage
+        rows.append(row)
+    return rows
+
+
+def print_results(results: RunResults, fmt: str = "table") -> None:
+    """Per condition p, rate, interval, counts (and coverage in exact mode); then S."""
+    if fmt == "json":
+        print(json.dumps(results.to_dict(), indent=2, default=str))
+        return
+    rows = _rows(results)
+    lo, hi = results.s_ci
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"condition": "S", "rate": results.s, "ci_low": lo, "ci_high": hi})
+        print(buffer.getvalue(), end="")
+        return
+    run = results.run
+    table = Table(title=f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.status}]")
+    for name in ("p %", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
+        table.add_column(name, justify="right")
+    if run.mode == "exact":
+        table.add_column("coverage", justify="right")
+    for c, row in zip(results.conditions, rows, strict=True):
+        invalid = ", ".join(f"{k} {v}" for k, v in sorted(c.invalid.items())) or "0"
+        cells = [c.condition.removeprefix("p="), _num(c.rate), _num(c.ci_low), _num(c.ci_high),
+                 str(c.n_valid), str(c.n_total), invalid]  # fmt: skip
+        if "coverage" in row:
+            cells.append(_num(c.coverage, 4))
+        table.add_row(*cells)
+    out.print(table)
+    interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
+    out.print(f"S = {_num(results.s)}{interval}")
+    if run.message:
+        out.print(f"note: {run.message}")
+
+
+def _report(outcome: api.RunOutcome, *, figures: bool = True) -> None:
+    if outcome.results is not None:
+        print_results(outcome.results)
+    for path in outcome.figures if figures else []:
+        out.print(f"figure: {path}")
+    if outcome.status != "complete":
+        out.print(f"run {outcome.run_id} is {outcome.status}: {outcome.message or ''}")
+
+
+@app.command()
+def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
+    """Run the single flip on the embedded offline model (exact mode) and draw the curve."""
+    try:
+        outcome = api.demo(db, progress=True)
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    _report(outcome, figures=False)
+    results = outcome.results
+    assert results is not None
+    rates = [c.rate for c in results.conditions if not math.isnan(c.rate)]
+    out.print()
+    out.print(
+        f"[bold]S = {_num(results.s)}[/bold]   (0 = the rate follows p exactly, 1 = always the "
+        "likelier side: a step at 50 %, 2 = the opposite of what was asked)"
+    )
+    out.print(f"[bold]figure:[/bold] {outcome.figures[0]}")
+    span = max(rates) - min(rates) if rates else float("nan")
+    verdict = "it ignores p" if span < 0.1 else "it moves with p"
+    out.print(
+        f'How to read it: the dots are P("1") for each requested p (exact next-token '
+        f'probabilities, renormalised over "0"/"1"); they span {_num(min(rates))}–'
+        f"{_num(max(rates))} while p goes 0 → 1, so {verdict}. The dashed diagonal is a "
+        "perfect coin."
+    )
+    out.print(
+        "Same experiment on an API model:  "
+        "flipbench run single-flip --model openrouter/openai/gpt-5 --n 100"
+    )
+
+
+@app.command()
+def run(
+    experiment: Annotated[str | None, typer.Argument(help="experiment name")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "local/smollm2",
+    n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
+    grid: Annotated[str | None, typer.Option(help="named grid (default, fine, zoom…)")] = None,
+    p: Annotated[
+        str | None, typer.Option("--p", help="explicit p values in percent, e.g. 10,30,49.5")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="sample | exact")] = "sample",
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
+    system_prompt: Annotated[str | None, typer.Option()] = None,
+    constrained: Annotated[bool, typer.Option(help="enforce the answer space")] = False,
+    max_concurrency: Annotated[int, typer.Option()] = 4,
+    max_attempts_factor: Annotated[float, typer.Option(help="attempt cap, × N")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="base of per-sample seeds")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Run an experiment (or --resume a stopped run)."""
+    try:
+        if resume is not None:
+            if experiment is not None:
+                raise FlipbenchError("--resume continues a stored run; give no experiment")
+            outcome = api.resume_run(resume, db, progress=progress)
+        else:
+            if experiment is None:
+                raise FlipbenchError("name an experiment (single-flip) or pass --resume ID")
+            if mode not in ("sample", "exact"):
+                raise FlipbenchError(f"unknown mode {mode!r} (use sample or exact)")
+            config = RunConfig(
+                experiment=experiment,
+                model=model,
+                mode=mode,  # type: ignore[arg-type]
+                n=n,
+                grid=grid,
+                p_values=[v for v in p.split(",") if v.strip()] if p is not None else None,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                prompt=prompt,
+                system_prompt=system_prompt,
+                constrained=constrained,
+                max_concurrency=max_concurrency,
+                max_attempts_factor=max_attempts_factor,
+                seed=seed,
+                run_id=run_id,
+            )
+            outcome = api.start_run(config, db, progress=progress)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    _report(outcome)
+
+
+@app.command("runs")
+def runs_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """List the runs in the journal."""
+    try:
+        if fmt not in ("table", "json"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
+        rows = api.list_runs(db)
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    fields = ("run_id", "experiment", "model", "mode", "status", "created_at")
+    if fmt == "json":
+        print(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2))
+        return
+    table = Table()
+    for name in ("id", "experiment", "model", "mode", "status", "created"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(*(str(getattr(r, f)) for f in fields))
+    out.print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="run id (see `flipbench runs`)")],
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Per-condition rates with 95 % intervals, then S."""
+    try:
+        if fmt not in ("table", "csv", "json"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or json)")
+        results = api.run_results(run_id, db)
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    print_results(results, fmt)
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Write one row per sample (CSV or Parquet)."""
+    try:
+        path = api.export(run_id, fmt, output, db)
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,65 @@
+"""Per-sample tables for people's own analysis: one row per journaled request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from flipbench.errors import FlipbenchError
+from flipbench.store import Journal
+from flipbench.tasks.definition import ResolvedExperiment
+
+ExportFormat = Literal["csv", "parquet"]
+COLUMNS = [
+    "run_id", "experiment", "model", "mode", "condition", "p", "sample_index", "answer", "valid",
+    "status", "invalid_category", "finish_reason", "content", "prob_first", "coverage",
+    "latency_s", "created_at",
+]  # fmt: skip
+
+
+def samples_frame(journal: Journal, run_id: str) -> pd.DataFrame:
+    """The run's rows with the requested p attached; exact rows carry the probability of `first`."""
+    run = journal.get_run(run_id)
+    experiment = ResolvedExperiment(**run.definition)
+    p_of = {c.key: c.p for c in experiment.conditions()}
+    records = []
+    for row in journal.samples(run_id):
+        probs = json.loads(row["probs_json"]) if row["probs_json"] else None
+        records.append(
+            {
+                "run_id": run_id,
+                "experiment": run.experiment,
+                "model": run.model,
+                "mode": run.mode,
+                "condition": row["condition"],
+                "p": p_of.get(row["condition"]),
+                "sample_index": row["sample_index"],
+                "answer": row["answer"],
+                "valid": bool(row["valid"]),
+                "status": row["status"],
+                "invalid_category": row["invalid_category"],
+                "finish_reason": row["finish_reason"],
+                "content": row["content"],
+                "prob_first": probs.get(experiment.first) if probs else None,
+                "coverage": row["coverage"],
+                "latency_s": row["latency_s"],
+                "created_at": row["created_at"],
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def export_run(journal: Journal, run_id: str, fmt: str, path: Path) -> Path:
+    """Write the per-sample table as CSV or Parquet."""
+    if fmt not in ("csv", "parquet"):
+        raise FlipbenchError(f"unknown export format {fmt!r} (use csv or parquet)")
+    frame = samples_frame(journal, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path

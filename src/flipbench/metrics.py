@@ -1,0 +1,169 @@
+"""Calibration metrics for "did the model follow the requested probability?".
+
+The central number is the step-likeness S of the Failure-to-Mix paper (Yang & Zhang,
+arXiv 2511.14630): four times the area between the observed response curve r(p) and the
+diagonal r = p. A perfectly calibrated model scores 0, a deterministic threshold at
+p = 0.5 scores 1 and the fully inverted curve r = 1 - p scores 2. The algorithm below is
+fixed on purpose (sort, constant extrapolation to p = 0 and p = 1, trapezoid over node
+values of |r - p|) because it reproduces the S values printed in the paper.
+
+Sampling noise is reported with Wilson intervals for single rates and a percentile
+bootstrap for S. Inputs are always fractions in [0, 1]; percentages are rejected rather
+than guessed at, since a silent /100 would hide a unit bug elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
+from scipy.stats import norm
+
+__all__ = [
+    "bootstrap_step_likeness",
+    "exact_rate_interval",
+    "rate_summary",
+    "step_likeness",
+    "wilson_interval",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+# Tolerance for "inside [0, 1]": lets through float noise such as 0.05 * 20, not percentages.
+_UNIT_TOL = 1e-9
+
+
+def _as_1d(x: ArrayLike, name: str) -> FloatArray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _check_unit(arr: FloatArray, name: str) -> None:
+    """Reject finite values outside [0, 1]: they are almost surely percentages."""
+    finite = arr[np.isfinite(arr)]
+    if finite.size and (finite.min() < -_UNIT_TOL or finite.max() > 1 + _UNIT_TOL):
+        raise ValueError(f"{name} must hold fractions in [0, 1] (not percentages)")
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def step_likeness(p: ArrayLike, r: ArrayLike) -> float:
+    """Step-likeness S of the response curve r(p); NaN when fewer than 2 usable points."""
+    pa, ra = _as_1d(p, "p"), _as_1d(r, "r")
+    if pa.shape != ra.shape:
+        raise ValueError(f"p and r differ in length: {pa.size} vs {ra.size}")
+    _check_unit(pa, "p")
+    _check_unit(ra, "r")
+    keep = np.isfinite(pa) & np.isfinite(ra)
+    pa, ra = pa[keep], ra[keep]
+    if pa.size < 2:
+        return math.nan
+    # Stable sort so that tied p values keep their input order (the result is deterministic).
+    order = np.argsort(pa, kind="stable")
+    xs: list[float] = [float(v) for v in pa[order]]
+    ys: list[float] = [float(v) for v in ra[order]]
+    # Constant extrapolation: the curve is taken to stay flat beyond the measured range.
+    if xs[0] > 0.0:
+        xs.insert(0, 0.0)
+        ys.insert(0, ys[0])
+    if xs[-1] < 1.0:
+        xs.append(1.0)
+        ys.append(ys[-1])
+    dev = [abs(y - x) for x, y in zip(xs, ys, strict=True)]
+    area = sum((xs[i + 1] - xs[i]) * (dev[i] + dev[i + 1]) / 2.0 for i in range(len(xs) - 1))
+    return 4.0 * area
+
+
+def _step_likeness_rows(p: FloatArray, r: FloatArray) -> FloatArray:
+    """S for every row of r (shape B x m) against one shared p (shape m), all at once.
+
+    Same algorithm as ``step_likeness``; the caller guarantees finite values and m >= 2.
+    Kept vectorised because the bootstrap evaluates S thousands of times.
+    """
+    order = np.argsort(p, kind="stable")
+    xs = p[order]
+    ys = r[:, order]
+    if xs[0] > 0.0:
+        xs = np.concatenate(([0.0], xs))
+        ys = np.concatenate((ys[:, :1], ys), axis=1)
+    if xs[-1] < 1.0:
+        xs = np.concatenate((xs, [1.0]))
+        ys = np.concatenate((ys, ys[:, -1:]), axis=1)
+    dev = np.abs(ys - xs[np.newaxis, :])
+    seg = np.diff(xs)[np.newaxis, :] * (dev[:, :-1] + dev[:, 1:]) / 2.0
+    out: FloatArray = 4.0 * seg.sum(axis=1)
+    return out
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for k/n; unlike the Wald interval it stays sane at k = 0 or n."""
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    _check_confidence(confidence)
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    phat = k / n
+    denom = 1.0 + z * z / n
+    centre = (phat + z * z / (2.0 * n)) / denom
+    half = z / denom * math.sqrt(phat * (1.0 - phat) / n + z * z / (4.0 * n * n))
+    # The bounds at k = 0 and k = n are exactly 0 and 1; set them so rounding cannot leak.
+    lo = 0.0 if k == 0 else min(max(centre - half, 0.0), 1.0)
+    hi = 1.0 if k == n else min(max(centre + half, 0.0), 1.0)
+    return (lo, hi)
+
+
+def rate_summary(k: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(rate, ci_low, ci_high) for k successes out of n; everything NaN when n == 0."""
+    lo, hi = wilson_interval(k, n, confidence)
+    rate = k / n if n > 0 else math.nan
+    return (rate, lo, hi)
+
+
+def exact_rate_interval(rate: float) -> tuple[float, float]:
+    """(rate, rate): a rate read from exact probabilities has no sampling error."""
+    return (rate, rate)
+
+
+def bootstrap_step_likeness(
+    p: ArrayLike,
+    k: ArrayLike,
+    n: ArrayLike,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for S from sampled runs (k[i] of n[i] at p[i]).
+
+    Resampling a condition's n answers with replacement is the same as drawing
+    k* ~ Binomial(n, k/n), so replicates are drawn that way, all in one array.
+    """
+    pa = _as_1d(p, "p")
+    ka, na = _as_1d(k, "k"), _as_1d(n, "n")
+    if not pa.shape == ka.shape == na.shape:
+        raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
+    _check_unit(pa, "p")
+    _check_confidence(confidence)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if np.any((ka < 0) | (ka > na) | (ka != np.round(ka)) | (na != np.round(na))):
+        raise ValueError("k and n must be integers with 0 <= k <= n")
+    keep = np.isfinite(pa) & (na > 0)
+    pa = pa[keep]
+    trials: npt.NDArray[np.int64] = na[keep].astype(np.int64)
+    if pa.size < 2:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    k_star = rng.binomial(trials, ka[keep] / trials, size=(n_boot, pa.size))
+    s_star = _step_likeness_rows(pa, k_star / trials)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(s_star, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return (float(lo), float(hi))

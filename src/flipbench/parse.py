@@ -1,0 +1,117 @@
+"""Turn a model's reply into one answer of a finite answer space, or an invalid category.
+
+Matching is whole-token and case-insensitive, and the result is always the canonical
+spelling from the answer space, so "**Sun.**" counts as "sun" but "sunny", "10", "0.45",
+"1/2", "-1" and "0-1" count as nothing. Words for numbers ("one") are deliberately NOT
+read as digits: the prompt asks for the symbol, and a reply that does not contain it did
+not follow the prompt. Invalid replies get a category instead of being dropped, because
+how often a model fails to answer is part of what the benchmark reports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+__all__ = ["InvalidCategory", "ParsedAnswer", "answer_regex", "parse_answer"]
+
+
+class InvalidCategory(StrEnum):
+    """Why a reply holds no answer. The values are stored in the database: never rename."""
+
+    EMPTY = "empty"  # no visible content
+    TRUNCATED = "truncated"  # finish_reason == "length" and no valid answer could be read
+    UNPARSEABLE = "unparseable"  # content present, no answer of the space as a whole token
+    AMBIGUOUS = "ambiguous"  # two or more different answers of the space appear
+    ERROR = "error"  # the request itself failed (set by callers, never by parse_answer)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """Exactly one of `answer` (valid) or `category` (invalid) is set."""
+
+    answer: str | None
+    category: InvalidCategory | None
+
+    def __post_init__(self) -> None:
+        if (self.answer is None) == (self.category is None):
+            raise ValueError("exactly one of answer and category must be set")
+
+    @property
+    def valid(self) -> bool:
+        return self.category is None
+
+
+# Not preceded by a word character or by something that makes the token part of a number
+# ("0.45" -> no "45", "-1", "+1", "$1", "10%"), nor by "<digit>/" (the "2" of "1/2").
+_BEFORE = r"(?<![\w.,%+$-])(?<!\d/)"
+# Not followed by a word character or "%", nor by "."/"," + digit (decimals; a sentence-end
+# "1." is fine), nor by "/"/"+" + digit (fraction "1/2", sum "1+1"), nor by "-" + word
+# character (range "0-1", compound "1-token" or "sun-like").
+_AFTER = r"(?![\w%])(?![.,/+]\d)(?!-\w)"
+
+
+def _token(answer: str) -> str:
+    """Escaped answer; inner whitespace of multi-word answers matches any whitespace run."""
+    return r"\s+".join(re.escape(part) for part in answer.split())
+
+
+@lru_cache(maxsize=64)
+def _compile(answers: tuple[str, ...]) -> re.Pattern[str]:
+    if not answers:
+        raise ValueError("answer space is empty")
+    seen: dict[str, str] = {}
+    groups: list[tuple[int, str]] = []
+    for i, answer in enumerate(answers):
+        if not answer.strip():
+            raise ValueError(f"blank answer in answer space {answers!r}")
+        key = " ".join(answer.split()).casefold()
+        if key in seen:
+            if seen[key] == answer:
+                continue  # exact duplicate: harmless, keep the first
+            # Case-insensitive matching could not tell these apart.
+            raise ValueError(f"answers {seen[key]!r} and {answer!r} differ only in case/space")
+        seen[key] = answer
+        groups.append((i, answer))
+    # Longest first, so a multi-word answer wins over a shorter answer it contains.
+    groups.sort(key=lambda g: -len(g[1]))
+    alternation = "|".join(f"(?P<a{i}>{_token(a)})" for i, a in groups)
+    return re.compile(f"{_BEFORE}(?:{alternation}){_AFTER}", re.IGNORECASE)
+
+
+def answer_regex(answers: Sequence[str]) -> re.Pattern[str]:
+    """Compiled (and cached) whole-token pattern for an answer space.
+
+    A match's `lastgroup` is "a<i>", where answers[i] is the canonical answer it matched.
+    Raises ValueError for an empty space, a blank answer, or answers that differ only in case.
+    """
+    if isinstance(answers, str):
+        raise TypeError("answers must be a sequence of answer strings, not one string")
+    return _compile(tuple(answers))
+
+
+def parse_answer(
+    content: str | None, answers: Sequence[str], finish_reason: str | None = None
+) -> ParsedAnswer:
+    """Parse a reply's visible content against an answer space.
+
+    A readable answer wins over finish_reason == "length": a 1-token reply routinely stops
+    on max_tokens. Only when nothing could be read does "length" turn into TRUNCATED.
+    """
+    pattern = answer_regex(answers)
+    truncated = finish_reason == "length"
+    if content is None or not content.strip():
+        return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
+    found = {m.lastgroup for m in pattern.finditer(content)}
+    if len(found) > 1:
+        return ParsedAnswer(None, InvalidCategory.AMBIGUOUS)
+    if found:
+        group = found.pop()
+        assert group is not None  # every alternative is a named group
+        return ParsedAnswer(answers[int(group[1:])], None)
+    return ParsedAnswer(
+        None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.UNPARSEABLE
+    )

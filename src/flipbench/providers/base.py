@@ -1,0 +1,113 @@
+"""The one interface every backend implements, and the reply it hands back to the runner."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """How one sample is drawn; every value is sent explicitly and recorded."""
+
+    temperature: float
+    max_tokens: int
+    constrain_to: tuple[str, ...] | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Reply:
+    """A completed request: raw wire data plus the fields the runner reads."""
+
+    request: dict[str, Any]
+    response: Any
+    ok: bool
+    http_status: int | None = None
+    content: str | None = None
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    error: str | None = None
+    cost: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # Exact mode: log-probabilities of the next-token candidates whose text is an answer.
+    answer_logprobs: dict[str, list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class ExactDistribution:
+    """Next-token probabilities over an answer set, before and after renormalising."""
+
+    raw: dict[str, float]
+    coverage: float
+    renormalised: dict[str, float]
+
+
+def exact_distribution(
+    answer_logprobs: Mapping[str, Sequence[float]], temperature: float
+) -> ExactDistribution:
+    """The sampler's answer distribution, read from raw next-token log-probabilities.
+
+    Sampling at temperature T draws token i with probability ∝ p_i^(1/T); restricted to the
+    answer tokens (what a sampler whose reply is a valid one-token answer does) that is the
+    renormalised distribution returned here. T = 0 is the argmax (ties split evenly).
+    """
+    raw = {a: float(sum(math.exp(lp) for lp in lps)) for a, lps in answer_logprobs.items()}
+    coverage = float(sum(raw.values()))
+    candidates = [(a, lp) for a, lps in answer_logprobs.items() for lp in lps]
+    if not candidates:
+        return ExactDistribution(raw, 0.0, {a: math.nan for a in answer_logprobs})
+    if temperature == 0:
+        best = max(lp for _, lp in candidates)
+        winners = {a for a, lp in candidates if lp == best}
+        share = 1.0 / len(winners)
+        renorm = {a: share if a in winners else 0.0 for a in answer_logprobs}
+        return ExactDistribution(raw, coverage, renorm)
+    scaled = [(a, lp / temperature) for a, lp in candidates]
+    top = max(s for _, s in scaled)
+    weights: dict[str, float] = dict.fromkeys(answer_logprobs, 0.0)
+    for a, s in scaled:
+        weights[a] += math.exp(s - top)
+    total = sum(weights.values())
+    return ExactDistribution(raw, coverage, {a: w / total for a, w in weights.items()})
+
+
+class Backend(ABC):
+    """A model behind one interface: sampled replies and, where possible, exact distributions."""
+
+    prefix: ClassVar[str]
+    supports_exact: ClassVar[bool] = False
+    supports_constrained: ClassVar[bool] = False
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    @classmethod
+    @abstractmethod
+    def validate(cls, model: str) -> None:
+        """Refuse a bad model name cheaply, before anything is written or started."""
+
+    @abstractmethod
+    async def start(self, *, concurrency: int, exact: bool) -> None:
+        """Acquire what the backend needs (server, HTTP session)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release everything `start` acquired."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, Any]:
+        """Model and runtime identity, recorded with the run."""
+
+    @abstractmethod
+    async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
+        """One sampled reply."""
+
+    async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
+        """The next-token log-probabilities of every answer (exact mode)."""
+        raise NotImplementedError(f"{self.prefix} backends have no exact mode")

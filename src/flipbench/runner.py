@@ -1,0 +1,216 @@
+"""Turns a resolved experiment into requests, sends them, and journals each reply as it lands.
+
+Scheduling is top-up: a condition gets new sample indices only while its valid samples plus
+those in flight are short of N, so a run (or a resume) never overshoots N valid and never
+reuses an index. Invalid replies are journaled and replaced, up to a cap on attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from dataclasses import dataclass
+
+from flipbench.errors import FlipbenchError
+from flipbench.parse import InvalidCategory, parse_answer
+from flipbench.progress import Reporter
+from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
+from flipbench.store import Journal, SampleRecord
+from flipbench.tasks.definition import Condition, ResolvedExperiment
+
+EXACT_MAX_ATTEMPTS = 3
+MAX_CONSECUTIVE_ERRORS = 20
+
+
+@dataclass
+class _State:
+    condition: Condition
+    target: int
+    max_attempts: int
+    valid: int = 0
+    total: int = 0
+    next_index: int = 0
+    inflight: int = 0
+
+    def wants_more(self) -> bool:
+        return self.valid + self.inflight < self.target and self.total + self.inflight < (
+            self.max_attempts
+        )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a runner needs beyond the experiment: mode, concurrency and sampling options."""
+
+    mode: str
+    concurrency: int
+    constrained: bool
+    max_attempts_factor: float
+    seed: int | None
+
+
+def sample_seed(base: int, condition: str, index: int) -> int:
+    """A per-sample seed: identical requests must not share one, or every sample repeats."""
+    digest = hashlib.sha256(f"{base}:{condition}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class Runner:
+    """Runs (or resumes) one run against one started backend."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        experiment: ResolvedExperiment,
+        backend: Backend,
+        settings: RunSettings,
+        reporter: Reporter,
+    ) -> None:
+        self.journal, self.run_id, self.experiment = journal, run_id, experiment
+        self.backend, self.settings, self.reporter = backend, settings, reporter
+        exact = settings.mode == "exact"
+        target = 1 if exact else experiment.n
+        cap = (
+            EXACT_MAX_ATTEMPTS if exact else math.ceil(experiment.n * settings.max_attempts_factor)
+        )
+        counts = journal.condition_counts(run_id)
+        self.states = []
+        for cond in experiment.conditions():
+            valid, total, next_index = counts.get(cond.key, (0, 0, 0))
+            self.states.append(_State(cond, target, cap, valid, total, next_index))
+        self._cond = asyncio.Condition()
+        self._consecutive_errors = 0
+        self.requests = 0
+        self.invalid = 0
+
+    @property
+    def done(self) -> int:
+        return sum(min(s.valid, s.target) for s in self.states)
+
+    @property
+    def short_conditions(self) -> list[str]:
+        """Conditions that ended below N valid because their attempts ran out."""
+        return [s.condition.key for s in self.states if s.valid < s.target]
+
+    async def run(self) -> None:
+        self.reporter.start(sum(s.target for s in self.states), self.done)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.settings.concurrency):
+                    group.create_task(self._worker())
+        except* FlipbenchError as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            self.reporter.stop()
+
+    def _take(self) -> tuple[_State, int] | None:
+        for state in self.states:
+            if state.wants_more():
+                index = state.next_index
+                state.next_index += 1
+                state.inflight += 1
+                return state, index
+        return None
+
+    def _busy(self) -> bool:
+        return any(s.inflight for s in self.states)
+
+    async def _worker(self) -> None:
+        while True:
+            async with self._cond:
+                await self._cond.wait_for(
+                    lambda: any(s.wants_more() for s in self.states) or not self._busy()
+                )
+                job = self._take()
+                if job is None:
+                    self._cond.notify_all()
+                    return
+            state, index = job
+            record: SampleRecord | None = None
+            try:
+                pending = await self._one(state.condition, index)
+                self.journal.record(self.run_id, pending)
+                record = pending
+            finally:
+                # Counts change under the lock together with `inflight`, so no other worker
+                # can see a finished request as neither in flight nor counted.
+                async with self._cond:
+                    state.inflight -= 1
+                    if record is not None:
+                        state.total += 1
+                        state.valid += int(record.valid)
+                    self._cond.notify_all()
+            self.requests += 1
+            self.invalid += int(not record.valid)
+            self.reporter.update(self.done, self.requests, self.invalid)
+            self._check_errors(record)
+
+    def _check_errors(self, record: SampleRecord) -> None:
+        if record.status != "error":
+            self._consecutive_errors = 0
+            return
+        self._consecutive_errors += 1
+        if self._consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+            raise FlipbenchError(
+                f"{self._consecutive_errors} requests in a row failed; last error:"
+                f" {record.meta.get('error')}"
+            )
+
+    async def _one(self, condition: Condition, index: int) -> SampleRecord:
+        if self.settings.mode == "exact":
+            reply = await self.backend.distribution(condition.messages, self.experiment.answers)
+            return self._exact_record(condition, index, reply)
+        seed = None
+        if self.settings.seed is not None:
+            seed = sample_seed(self.settings.seed, condition.key, index)
+        sample = SampleSettings(
+            temperature=self.experiment.temperature,
+            max_tokens=self.experiment.max_tokens,
+            constrain_to=self.experiment.answers if self.settings.constrained else None,
+            seed=seed,
+        )
+        reply = await self.backend.sample(condition.messages, sample)
+        record = _base_record(condition, index, reply)
+        if reply.ok:
+            parsed = parse_answer(reply.content, self.experiment.answers, reply.finish_reason)
+            record.answer = parsed.answer
+            record.valid = parsed.valid
+            record.invalid_category = None if parsed.category is None else str(parsed.category)
+        return record
+
+    def _exact_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
+        record = _base_record(condition, index, reply)
+        if not reply.ok or reply.answer_logprobs is None:
+            return record
+        dist = exact_distribution(reply.answer_logprobs, self.experiment.temperature)
+        record.coverage = dist.coverage
+        record.meta.update(raw_probs=dist.raw, temperature=self.experiment.temperature)
+        if dist.coverage > 0:
+            record.probs = dist.renormalised
+            record.valid = True
+        else:  # no answer token has any probability: nothing to renormalise
+            record.invalid_category = str(InvalidCategory.UNPARSEABLE)
+        return record
+
+
+def _base_record(condition: Condition, index: int, reply: Reply) -> SampleRecord:
+    meta = dict(reply.meta)
+    if reply.error:
+        meta["error"] = reply.error
+    return SampleRecord(
+        condition=condition.key,
+        sample_index=index,
+        status="ok" if reply.ok else "error",
+        request=reply.request,
+        response=reply.response,
+        valid=False,
+        http_status=reply.http_status,
+        content=reply.content,
+        finish_reason=reply.finish_reason,
+        invalid_category=None if reply.ok else str(InvalidCategory.ERROR),
+        cost=reply.cost,
+        meta=meta,
+        latency_s=reply.latency_s,
+    )

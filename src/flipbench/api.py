@@ -20,12 +20,10 @@ from typing import Any
 
 from flipbench import __version__
 from flipbench.config import RunConfig, default_db_path
-from flipbench.errors import FlipbenchError
-from flipbench.export import export_run
+from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
-from flipbench.report.figure import response_curve
 from flipbench.results import RunResults, compute_results
 from flipbench.runner import Runner, RunSettings
 from flipbench.store import Journal, RunRow, check_readable
@@ -133,12 +131,11 @@ async def _execute(
                 max_attempts_factor=config.max_attempts_factor,
                 seed=config.seed,
             )
-            runner = Runner(
-                journal, run_id, experiment, backend, settings, reporter_for(run_id, progress)
-            )
             status = "interrupted"
             message: str | None = f"stopped; continue with --resume {run_id}"
             try:
+                reporter = reporter_for(run_id, progress)
+                runner = Runner(journal, run_id, experiment, backend, settings, reporter)
                 await runner.run()
                 short = runner.short_conditions
                 status = "complete" if not short else "incomplete"
@@ -151,6 +148,9 @@ async def _execute(
                     message = None
             except FlipbenchError as exc:
                 status, message = "failed", str(exc)
+                raise
+            except Exception as exc:  # recorded, then re-raised: a bug must not look like a pause
+                status, message = "failed", f"internal error: {exc!r}"
                 raise
             finally:
                 journal.set_status(run_id, status, message)
@@ -170,6 +170,8 @@ def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
 def _finish(db: Path, run_id: str, status: str, message: str | None) -> RunOutcome:
     with Journal(db, create=False) as journal:
         results = compute_results(journal, run_id)
+    from flipbench.report.figure import response_curve  # matplotlib loads only when drawing
+
     figures = response_curve(results, run_dir(db, run_id))
     return RunOutcome(run_id, status, message, results, figures, db)
 
@@ -186,9 +188,12 @@ def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = Fal
             if run_id in {r.run_id for r in journal.list_runs()}:
                 raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
     backend = cls(config.model)
-    status, message = asyncio.run(
-        _execute(db, run_id, config, experiment, backend, create=True, progress=progress)
-    )
+    try:
+        status, message = asyncio.run(
+            _execute(db, run_id, config, experiment, backend, create=True, progress=progress)
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id) from None
     return _finish(db, run_id, status, message)
 
 
@@ -203,9 +208,12 @@ def resume_run(run_id: str, db: Path | None = None, *, progress: bool = False) -
     if run.status == "complete":
         return _finish(db, run_id, run.status, "already complete")
     backend = backend_class(config.model)(config.model)
-    status, message = asyncio.run(
-        _execute(db, run_id, config, experiment, backend, create=False, progress=progress)
-    )
+    try:
+        status, message = asyncio.run(
+            _execute(db, run_id, config, experiment, backend, create=False, progress=progress)
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id) from None
     return _finish(db, run_id, status, message)
 
 
@@ -225,6 +233,8 @@ def run_results(run_id: str, db: Path | None = None) -> RunResults:
 
 def export(run_id: str, fmt: str, path: Path | None = None, db: Path | None = None) -> Path:
     """Write one row per sample to CSV or Parquet; returns the file written."""
+    from flipbench.export import export_run  # pandas loads only when exporting
+
     db = db or default_db_path()
     with Journal(db, create=False) as journal:
         journal.get_run(run_id)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from flipbench import api
 from flipbench.config import DEFAULT_DB, RunConfig
-from flipbench.errors import FlipbenchError
+from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.results import RunResults
 
 app = typer.Typer(
@@ -65,7 +65,7 @@ def _rows(results: RunResults) -> list[dict[str, Any]]:
 def print_results(results: RunResults, fmt: str = "table") -> None:
     """Per condition p, rate, interval, counts (and coverage in exact mode); then S."""
     if fmt == "json":
-        print(json.dumps(results.to_dict(), indent=2, default=str))
+        print(json.dumps(results.to_dict(), indent=2, allow_nan=False))
         return
     rows = _rows(results)
     lo, hi = results.s_ci
@@ -111,6 +111,9 @@ def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
     """Run the single flip on the embedded offline model (exact mode) and draw the curve."""
     try:
         outcome = api.demo(db, progress=True)
+    except RunInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(code=130) from None
     except FlipbenchError as exc:
         raise _fail(str(exc)) from None
     _report(outcome, figures=False)
@@ -189,6 +192,9 @@ def run(
                 run_id=run_id,
             )
             outcome = api.start_run(config, db, progress=progress)
+    except RunInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(code=130) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None

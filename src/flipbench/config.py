@@ -41,6 +41,7 @@ class RunConfig(BaseModel):
     max_attempts_factor: float = Field(
         default=5.0,
         ge=1.0,
+        le=1000.0,
         description="stop a condition after this many × N attempts, even if short of N valid",
     )
     seed: int | None = Field(

@@ -7,3 +7,13 @@ class FlipbenchError(Exception):
 
 class BackendFatalError(FlipbenchError):
     """The backend refused in a way that retrying cannot fix (bad key, unknown model…)."""
+
+
+class RunInterrupted(Exception):
+    """The user stopped a run (Ctrl-C); everything completed is journaled and resumable."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} interrupted; continue with: flipbench run --resume {run_id}"
+        )
+        self.run_id = run_id

@@ -56,10 +56,15 @@ def export_run(journal: Journal, run_id: str, fmt: str, path: Path) -> Path:
     """Write the per-sample table as CSV or Parquet."""
     if fmt not in ("csv", "parquet"):
         raise FlipbenchError(f"unknown export format {fmt!r} (use csv or parquet)")
+    if path.is_dir():
+        raise FlipbenchError(f"{path} is a directory; give a file name to export to")
     frame = samples_frame(journal, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as exc:
+        raise FlipbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -15,11 +15,11 @@ than guessed at, since a silent /100 would hide a unit bug elsewhere.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
-from scipy.stats import norm
 
 __all__ = [
     "bootstrap_step_likeness",
@@ -109,7 +109,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     _check_confidence(confidence)
     if n == 0:
         return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + confidence / 2.0))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     phat = k / n
     denom = 1.0 + z * z / n
     centre = (phat + z * z / (2.0 * n)) / denom

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,19 +59,33 @@ class RunResults:
             row = asdict(c)
             row["invalid_share"] = c.invalid_share
             rows.append(row)
-        return {
-            "run_id": self.run.run_id,
-            "experiment": self.run.experiment,
-            "model": self.run.model,
-            "mode": self.run.mode,
-            "status": self.run.status,
-            "created_at": self.run.created_at,
-            "definition_hash": self.run.definition_hash,
-            "config": self.run.config,
-            "versions": self.run.versions,
-            "conditions": rows,
-            "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
-        }
+        view: dict[str, Any] = strict_json(
+            {
+                "run_id": self.run.run_id,
+                "experiment": self.run.experiment,
+                "model": self.run.model,
+                "mode": self.run.mode,
+                "status": self.run.status,
+                "created_at": self.run.created_at,
+                "definition_hash": self.run.definition_hash,
+                "config": self.run.config,
+                "versions": self.run.versions,
+                "conditions": rows,
+                "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
+            }
+        )
+        return view
+
+
+def strict_json(value: Any) -> Any:
+    """Non-finite floats become null: strict JSON parsers (jq, browsers) reject NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def compute_results(journal: Journal, run_id: str) -> RunResults:

@@ -127,7 +127,7 @@ class Journal:
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
         check_readable(self.path)
-        if not self.path.exists() and not create:
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise FlipbenchError(f"no journal at {self.path} (run something first, or pass --db)")
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)

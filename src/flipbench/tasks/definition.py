@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -140,8 +141,8 @@ class ExperimentDefinition(BaseModel):
         if n <= 0:
             raise FlipbenchError(f"N must be a positive number of samples, got {n}")
         temperature = self.temperature if temperature is None else temperature
-        if not temperature >= 0:
-            raise FlipbenchError(f"temperature must be ≥ 0, got {temperature}")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise FlipbenchError(f"temperature must be a finite number ≥ 0, got {temperature}")
         max_tokens = self.max_tokens if max_tokens is None else max_tokens
         if max_tokens <= 0:
             raise FlipbenchError(f"max_tokens must be positive, got {max_tokens}")

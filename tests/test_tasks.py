@@ -1,0 +1,96 @@
+"""The single-flip definition resolves into exactly the prompts and grids of experiments.md."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from flipbench.errors import FlipbenchError
+from flipbench.tasks import get_experiment
+from flipbench.tasks.definition import format_percent, parse_percent
+
+SPEC_PROMPT_30 = (
+    'I\'d like you to flip a biased coin that returns "1" 30% of the time and "0" 70% of the '
+    "time. Please return a 1 token response simulating a single flip."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [("45", "45"), ("45.0", "45"), ("49.5", "49.5"), ("49.999999", "49.999999"), ("100", "100"),
+     ("0", "0"), ("0.000", "0"), ("1e1", "10"), ("50.000001", "50.000001")],
+)  # fmt: skip
+def test_format_percent_prints_shortest_exact_decimal(text: str, printed: str) -> None:
+    assert format_percent(Decimal(text)) == printed
+
+
+def test_default_grid_prompt_matches_spec_exactly() -> None:
+    resolved = get_experiment("single-flip").resolve()
+    conditions = resolved.conditions()
+    assert [c.p_percent for c in conditions] == [str(p) for p in range(0, 101, 5)]
+    by_key = {c.key: c for c in conditions}
+    assert by_key["p=30"].messages == ({"role": "user", "content": SPEC_PROMPT_30},)
+    assert by_key["p=30"].p == pytest.approx(0.30)
+    assert resolved.n == 100 and resolved.temperature == 1.0
+    assert resolved.answers == ("0", "1") and resolved.first == "1"
+
+
+def test_complement_is_exact_for_logzoom_values() -> None:
+    resolved = get_experiment("single-flip").resolve(grid="logzoom")
+    texts = {c.p_percent: c.messages[-1]["content"] for c in resolved.conditions()}
+    assert len(texts) == 20
+    assert '"1" 49.999999% of the time and "0" 50.000001% of the time' in texts["49.999999"]
+    assert '"1" 50.3% of the time and "0" 49.7% of the time' in texts["50.3"]
+
+
+def test_named_grids_have_the_spec_sizes() -> None:
+    exp = get_experiment("single-flip")
+    sizes = {name: len(exp.resolve(grid=name).p_values) for name in exp.grids}
+    assert sizes == {"default": 21, "fine": 31, "zoom": 5, "logzoom": 20, "t2": 7}
+
+
+def test_overrides_change_the_hash_and_are_recorded() -> None:
+    exp = get_experiment("single-flip")
+    base = exp.resolve()
+    assert base.definition_hash() == exp.resolve().definition_hash()
+    other = exp.resolve(temperature=2.0, system_prompt="You are a fair coin.", n=50)
+    assert other.definition_hash() != base.definition_hash()
+    assert other.conditions()[0].messages[0] == {
+        "role": "system",
+        "content": "You are a fair coin.",
+    }
+    custom = exp.resolve(p_values=["10", "49.5", "10"], prompt="p={p} q={q}")
+    assert custom.grid == "custom" and custom.p_values == ("10", "49.5")
+    assert custom.conditions()[1].messages[-1]["content"] == "p=49.5 q=50.5"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"grid": "nope"}, "unknown grid"),
+        ({"n": 0}, "N must be"),
+        ({"n": -5}, "N must be"),
+        ({"p_values": ["101"]}, "outside [0, 100]"),
+        ({"p_values": ["-0.5"]}, "outside [0, 100]"),
+        ({"p_values": ["abc"]}, "not a number"),
+        ({"p_values": ["nan"]}, "not a finite"),
+        ({"p_values": []}, "no p values"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"prompt": "flip {x}"}, "prompt template"),
+        ({"grid": "zoom", "p_values": ["5"]}, "either"),
+    ],
+)
+def test_bad_overrides_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(FlipbenchError, match=message.replace("[", r"\[")):
+        get_experiment("single-flip").resolve(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_experiment_names_the_known_ones() -> None:
+    with pytest.raises(FlipbenchError, match="single-flip"):
+        get_experiment("triple-flip")
+
+
+def test_parse_percent_keeps_decimals_exact() -> None:
+    assert Decimal(100) - parse_percent("49.999999") == Decimal("50.000001")

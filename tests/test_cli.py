@@ -100,6 +100,13 @@ BAD_RUN_ARGS = {
     "p-not-a-number": (*RUN, "--p", "abc"),
     "unknown-experiment": ("run", "no-such-experiment"),
     "unknown-mode": (*RUN, "--mode", "bogus"),
+    "temperature-infinite": (*RUN, "--temperature", "inf"),
+    "temperature-negative": (*RUN, "--temperature", "-0.5"),
+    "attempts-factor-infinite": (*RUN, "--max-attempts-factor", "inf"),
+    "concurrency-zero": (*RUN, "--max-concurrency", "0"),
+    "exact-and-constrained": (*RUN, "--mode", "exact", "--constrained"),
+    "bad-run-id": (*RUN, "--run-id", "../escape"),
+    "grid-and-p": (*RUN, "--grid", "zoom", "--p", "5"),
 }
 
 
@@ -410,3 +417,22 @@ def test_run_prints_the_table_and_s(which: str, request: pytest.FixtureRequest) 
     assert not math.isnan(s)
     assert run.run_id in run.output.stdout
     assert f"S = {s:.3f}" in run.output.stdout
+
+
+def test_read_commands_refuse_an_empty_file_and_leave_it_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert_one_line_error(flipbench("show", "x", "--db", str(empty), cwd=tmp_path))
+    assert_one_line_error(flipbench("runs", "--db", str(empty), cwd=tmp_path))
+    assert empty.stat().st_size == 0
+
+
+@pytest.mark.slow
+def test_export_to_a_directory_is_a_clear_error(sample_run: RealRun) -> None:
+    target = sample_run.workdir / "a-directory"
+    target.mkdir(exist_ok=True)
+    line = assert_one_line_error(
+        flipbench("export", SAMPLE_ID, "--db", str(sample_run.db), "-o", str(target),
+                  cwd=sample_run.workdir)
+    )  # fmt: skip
+    assert "directory" in line

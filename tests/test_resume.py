@@ -261,8 +261,14 @@ def test_kill_9_then_resume_tops_up_exactly(tmp_path: Path) -> None:
 
     before = _rows(db, "killme")
     _assert_stopped_early(before)
-    # Nothing could record the kill: the run still reads as running.
+    # Nothing could record the kill: the stored status still says running, but its process is
+    # gone, so `runs` reports it as stopped.
     assert _run_row(db, "killme")["status"] == "running"
+    listing = subprocess.run(
+        _cli("runs", "--format", "json", "--db", str(db)),
+        capture_output=True, text=True, timeout=60, check=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert [r["status"] for r in json.loads(listing.stdout)] == ["stopped"]
 
     _resume(tmp_path, db, "killme")
     _assert_topped_up(tmp_path, db, "killme", before)

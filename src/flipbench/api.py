@@ -124,6 +124,7 @@ async def _execute(
                 )
             else:
                 _check_same_model(journal.get_run(run_id), versions)
+                journal.set_status(run_id, "running")
             settings = RunSettings(
                 mode=config.mode,
                 concurrency=config.max_concurrency if config.mode == "sample" else 1,
@@ -205,6 +206,8 @@ def resume_run(run_id: str, db: Path | None = None, *, progress: bool = False) -
         run = journal.get_run(run_id)
     config = RunConfig(**run.config)
     experiment = ResolvedExperiment(**run.definition)
+    if run.display_status == "running":
+        raise FlipbenchError(f"run {run_id} is still running in process {run.pid}")
     if run.status == "complete":
         return _finish(db, run_id, run.status, "already complete")
     backend = backend_class(config.model)(config.model)

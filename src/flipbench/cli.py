@@ -78,7 +78,9 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         print(buffer.getvalue(), end="")
         return
     run = results.run
-    table = Table(title=f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.status}]")
+    table = Table(
+        title=f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
+    )
     for name in ("p %", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
         table.add_column(name, justify="right")
     if run.mode == "exact":
@@ -215,9 +217,10 @@ def runs_cmd(
         rows = api.list_runs(db)
     except FlipbenchError as exc:
         raise _fail(str(exc)) from None
-    fields = ("run_id", "experiment", "model", "mode", "status", "created_at")
+    fields = ("run_id", "experiment", "model", "mode", "display_status", "created_at")
     if fmt == "json":
-        print(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2))
+        listing = [{f.removeprefix("display_"): getattr(r, f) for f in fields} for r in rows]
+        print(json.dumps(listing, indent=2))
         return
     table = Table()
     for name in ("id", "experiment", "model", "mode", "status", "created"):

@@ -65,7 +65,7 @@ class RunResults:
                 "experiment": self.run.experiment,
                 "model": self.run.model,
                 "mode": self.run.mode,
-                "status": self.run.status,
+                "status": self.run.display_status,
                 "created_at": self.run.created_at,
                 "definition_hash": self.run.definition_hash,
                 "config": self.run.config,

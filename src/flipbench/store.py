@@ -8,6 +8,7 @@ record the same sample twice.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
     definition_json TEXT NOT NULL,
     definition_hash TEXT NOT NULL,
     versions_json TEXT NOT NULL,
-    message TEXT
+    message TEXT,
+    pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS samples (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,6 +84,14 @@ class RunRow:
     definition_hash: str
     versions: dict[str, Any]
     message: str | None
+    pid: int | None = None
+
+    @property
+    def display_status(self) -> str:
+        """`running` only while its process lives; a killed run shows as `stopped`."""
+        if self.status == "running" and not pid_alive(self.pid):
+            return "stopped"
+        return self.status
 
 
 @dataclass
@@ -104,6 +114,19 @@ class SampleRecord:
     cost: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     latency_s: float | None = None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_readable(path: Path) -> None:
@@ -167,7 +190,7 @@ class Journal:
         stamp = now()
         try:
             self._db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, NULL, ?)",
                 (
                     run_id,
                     experiment,
@@ -179,6 +202,7 @@ class Journal:
                     json.dumps(definition, sort_keys=True),
                     definition_hash,
                     json.dumps(versions, sort_keys=True),
+                    os.getpid(),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -187,9 +211,11 @@ class Journal:
             ) from None
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Record a status; `running` also records this process, so a crash is recognisable."""
+        pid = os.getpid() if status == "running" else None
         self._db.execute(
-            "UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE run_id = ?",
-            (status, message, now(), run_id),
+            "UPDATE runs SET status = ?, message = ?, pid = ?, updated_at = ? WHERE run_id = ?",
+            (status, message, pid, now(), run_id),
         )
 
     def update_versions(self, run_id: str, versions: dict[str, Any]) -> None:
@@ -266,4 +292,5 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         definition_hash=row["definition_hash"],
         versions=json.loads(row["versions_json"]),
         message=row["message"],
+        pid=row["pid"],
     )

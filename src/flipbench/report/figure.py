@@ -23,7 +23,7 @@ def response_curve(results: RunResults, out_dir: Path, stem: str = "response_cur
     conds = [c for c in results.conditions if not math.isnan(c.rate)]
     ps = [c.p for c in conds]
     rs = [c.rate for c in conds]
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=150)
+    fig, ax = plt.subplots(figsize=(5.4, 5.0), dpi=150)
     ax.plot([0, 1], [0, 1], ls="--", color="0.55", lw=1, label="r = p (calibrated)")
     ax.fill_between(ps, ps, rs, color="tab:red", alpha=0.15, lw=0, label="|r − p|")
     low = [max(0.0, c.rate - c.ci_low) for c in conds]
@@ -53,17 +53,17 @@ def response_curve(results: RunResults, out_dir: Path, stem: str = "response_cur
         total = results.n_requests
         if total:
             s_text += f"\ninvalid {invalid}/{total} ({invalid / total:.1%})"
-    # The diagonal crosses the lower-left and upper-right corners, so the S box and the legend
-    # take the other two; the S box goes where fewer points of the curve are.
+    # The diagonal crosses the lower-left and upper-right corners, so the S box takes whichever
+    # of the other two holds fewer points of the curve.
     upper_left = sum(p < 0.45 and r > 0.75 for p, r in zip(ps, rs, strict=True))
     lower_right = sum(p > 0.55 and r < 0.25 for p, r in zip(ps, rs, strict=True))
     frame = {"boxstyle": "round", "fc": "white", "ec": "0.8"}
     if upper_left <= lower_right:
         ax.text(0.04, 0.96, s_text, transform=ax.transAxes, va="top", fontsize=9, bbox=frame)
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
     else:
         ax.text(0.96, 0.04, s_text, transform=ax.transAxes, ha="right", fontsize=9, bbox=frame)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    # Below the axes, so that it never hides a point of the curve.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel('requested p = P("1")')
@@ -74,6 +74,6 @@ def response_curve(results: RunResults, out_dir: Path, stem: str = "response_cur
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     for path in paths:
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return paths

@@ -244,18 +244,27 @@ def _assert_topped_up(tmp_path: Path, db: Path, run_id: str, before: dict[int, R
     )
 
 
+def _start_then_signal(tmp_path: Path, db: Path, run_id: str, signum: int) -> int:
+    """Start a run, let it journal some rows, send `signum`, and return its exit code."""
+    proc = _start(tmp_path, db, run_id, "first")
+    try:
+        _wait_for_rows(proc, db, run_id, tmp_path, "first")
+        os.kill(proc.pid, signum)
+        try:
+            proc.wait(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run did not exit within {EXIT_TIMEOUT_S}s of signal {signum}")
+    finally:
+        _stop(proc)
+    return proc.returncode
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_tops_up_exactly(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    proc = _start(tmp_path, db, "killme", "first")
-    try:
-        _wait_for_rows(proc, db, "killme", tmp_path, "first")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=EXIT_TIMEOUT_S)
-    finally:
-        _stop(proc)
-    assert proc.returncode == -signal.SIGKILL, (
-        f"the run was not killed by SIGKILL (exit code {proc.returncode}); it probably finished"
+    returncode = _start_then_signal(tmp_path, db, "killme", signal.SIGKILL)
+    assert returncode == -signal.SIGKILL, (
+        f"the run was not killed by SIGKILL (exit code {returncode}); it probably finished"
         f" first\n{_logs(tmp_path, 'first')}"
     )
 
@@ -300,18 +309,9 @@ def test_resume_of_complete_run_adds_nothing(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_marks_interrupted_then_resume_tops_up(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    proc = _start(tmp_path, db, "ctrlc", "first")
-    try:
-        _wait_for_rows(proc, db, "ctrlc", tmp_path, "first")
-        os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the run did not exit within {EXIT_TIMEOUT_S}s of Ctrl-C")
-    finally:
-        _stop(proc)
-    assert proc.returncode != 0, (
-        f"the run exited 0 after Ctrl-C: it probably finished first\n{_logs(tmp_path, 'first')}"
+    returncode = _start_then_signal(tmp_path, db, "ctrlc", signal.SIGINT)
+    assert returncode == 130, (
+        f"exit code {returncode} after Ctrl-C, not 130\n{_logs(tmp_path, 'first')}"
     )
 
     before = _rows(db, "ctrlc")

@@ -20,7 +20,7 @@ from typing import Any
 
 from flipbench import __version__
 from flipbench.config import RunConfig, default_db_path
-from flipbench.errors import FlipbenchError, RunInterrupted
+from flipbench.errors import BudgetReached, FlipbenchError, RunInterrupted
 from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
@@ -44,6 +44,7 @@ class RunOutcome:
     results: RunResults | None
     figures: list[Path] = field(default_factory=list)
     db: Path = Path()
+    retries: dict[str, int] = field(default_factory=dict)
 
 
 def run_dir(db: Path, run_id: str) -> Path:
@@ -78,6 +79,8 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
         max_tokens=config.max_tokens,
     )
     cls = backend_class(config.model)
+    if config.max_tokens is None and cls.default_max_tokens is not None:
+        experiment = experiment.model_copy(update={"max_tokens": cls.default_max_tokens})
     if config.mode == "exact" and not cls.supports_exact:
         raise FlipbenchError(f"{config.model} gives no next-token probabilities; use --mode sample")
     if config.mode == "exact" and config.constrained:
@@ -106,7 +109,7 @@ async def _execute(
     *,
     create: bool,
     progress: bool,
-) -> tuple[str, str | None]:
+) -> tuple[str, str | None, dict[str, int]]:
     await backend.start(concurrency=config.max_concurrency, exact=config.mode == "exact")
     try:
         with Journal(db) as journal:
@@ -147,6 +150,9 @@ async def _execute(
                     )
                 else:
                     message = None
+            except BudgetReached as exc:
+                status = "stopped"
+                message = f"{exc}; continue with --resume {run_id} --max-cost <more>"
             except FlipbenchError as exc:
                 status, message = "failed", str(exc)
                 raise
@@ -155,7 +161,7 @@ async def _execute(
                 raise
             finally:
                 journal.set_status(run_id, status, message)
-            return status, message
+            return status, message, backend.retry_counts()
     finally:
         await backend.close()
 
@@ -168,13 +174,15 @@ def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
         raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
 
 
-def _finish(db: Path, run_id: str, status: str, message: str | None) -> RunOutcome:
+def _finish(
+    db: Path, run_id: str, status: str, message: str | None, retries: dict[str, int] | None = None
+) -> RunOutcome:
     with Journal(db, create=False) as journal:
         results = compute_results(journal, run_id)
     from flipbench.report.figure import response_curve  # matplotlib loads only when drawing
 
     figures = response_curve(results, run_dir(db, run_id))
-    return RunOutcome(run_id, status, message, results, figures, db)
+    return RunOutcome(run_id, status, message, results, figures, db, retries or {})
 
 
 def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
@@ -188,36 +196,47 @@ def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = Fal
         with Journal(db, create=False) as journal:
             if run_id in {r.run_id for r in journal.list_runs()}:
                 raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
-    backend = cls(config.model)
+    backend = cls.from_config(config)
     try:
-        status, message = asyncio.run(
+        status, message, retries = asyncio.run(
             _execute(db, run_id, config, experiment, backend, create=True, progress=progress)
         )
     except KeyboardInterrupt:
         raise RunInterrupted(run_id) from None
-    return _finish(db, run_id, status, message)
+    return _finish(db, run_id, status, message, retries)
 
 
-def resume_run(run_id: str, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
-    """Top every condition of a stopped run up to N valid samples; never replays or duplicates."""
+def resume_run(
+    run_id: str,
+    db: Path | None = None,
+    *,
+    progress: bool = False,
+    max_cost: float | None = None,
+    max_concurrency: int | None = None,
+) -> RunOutcome:
+    """Top every condition of a stopped run up to N valid samples; never replays or duplicates.
+
+    Only how the run is executed may change on resume (budget, concurrency), never what it asks.
+    """
     db = db or default_db_path()
     _check_db(db)
     with Journal(db, create=False) as journal:
         run = journal.get_run(run_id)
-    config = RunConfig(**run.config)
+    overrides = {"max_cost": max_cost, "max_concurrency": max_concurrency}
+    config = RunConfig(**{**run.config, **{k: v for k, v in overrides.items() if v is not None}})
     experiment = ResolvedExperiment(**run.definition)
     if run.display_status == "running":
         raise FlipbenchError(f"run {run_id} is still running in process {run.pid}")
     if run.status == "complete":
         return _finish(db, run_id, run.status, "already complete")
-    backend = backend_class(config.model)(config.model)
+    backend = backend_class(config.model).from_config(config)
     try:
-        status, message = asyncio.run(
+        status, message, retries = asyncio.run(
             _execute(db, run_id, config, experiment, backend, create=False, progress=progress)
         )
     except KeyboardInterrupt:
         raise RunInterrupted(run_id) from None
-    return _finish(db, run_id, status, message)
+    return _finish(db, run_id, status, message, retries)
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

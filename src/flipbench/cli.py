@@ -99,11 +99,27 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         out.print(f"note: {run.message}")
 
 
+def _model_options(pairs: list[str]) -> dict[str, Any]:
+    """`-M key=value` pairs; values are JSON when they parse as JSON, else strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise FlipbenchError(f"-M expects key=value, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def _report(outcome: api.RunOutcome, *, figures: bool = True) -> None:
     if outcome.results is not None:
         print_results(outcome.results)
     for path in outcome.figures if figures else []:
         out.print(f"figure: {path}")
+    if outcome.retries:
+        out.print("retries: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.retries.items())))
     if outcome.status != "complete":
         out.print(f"run {outcome.run_id} is {outcome.status}: {outcome.message or ''}")
 
@@ -160,6 +176,15 @@ def run(
     max_concurrency: Annotated[int, typer.Option()] = 4,
     max_attempts_factor: Annotated[float, typer.Option(help="attempt cap, × N")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="base of per-sample seeds")] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="stop cleanly once API calls cost this many USD")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="per-request timeout, seconds")] = 60.0,
+    max_retries: Annotated[int, typer.Option(help="retries of one request")] = 8,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option("--model-option", "-M", help="extra request field key=value (JSON value)"),
+    ] = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
     progress: Annotated[bool, typer.Option(help="show progress")] = True,
@@ -170,7 +195,10 @@ def run(
         if resume is not None:
             if experiment is not None:
                 raise FlipbenchError("--resume continues a stored run; give no experiment")
-            outcome = api.resume_run(resume, db, progress=progress)
+            outcome = api.resume_run(
+                resume, db, progress=progress, max_cost=max_cost,
+                max_concurrency=max_concurrency if max_concurrency != 4 else None,
+            )  # fmt: skip
         else:
             if experiment is None:
                 raise FlipbenchError("name an experiment (single-flip) or pass --resume ID")
@@ -191,6 +219,10 @@ def run(
                 max_concurrency=max_concurrency,
                 max_attempts_factor=max_attempts_factor,
                 seed=seed,
+                max_cost=max_cost,
+                timeout_s=timeout,
+                max_retries=max_retries,
+                model_options=_model_options(model_option or []),
                 run_id=run_id,
             )
             outcome = api.start_run(config, db, progress=progress)

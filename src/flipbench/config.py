@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,14 @@ class RunConfig(BaseModel):
         ge=1.0,
         le=1000.0,
         description="stop a condition after this many × N attempts, even if short of N valid",
+    )
+    max_cost: float | None = Field(
+        default=None, gt=0, le=1e6, description="stop cleanly once API calls cost this (USD)"
+    )
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="per-request timeout")
+    max_retries: int = Field(default=8, ge=0, le=100, description="retries of one request")
+    model_options: dict[str, Any] = Field(
+        default_factory=dict, description="extra request-body fields (-M key=value)"
     )
     seed: int | None = Field(
         default=None, description="base seed; each sample gets its own derived seed when set"

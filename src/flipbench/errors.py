@@ -17,3 +17,11 @@ class RunInterrupted(Exception):
             f"run {run_id} interrupted; continue with: flipbench run --resume {run_id}"
         )
         self.run_id = run_id
+
+
+class BudgetReached(FlipbenchError):
+    """The run spent its --max-cost: it stops cleanly and can be resumed with a larger budget."""
+
+    def __init__(self, spent: float, limit: float) -> None:
+        super().__init__(f"budget reached: spent ${spent:.4f} of ${limit:.4f}")
+        self.spent, self.limit = spent, limit

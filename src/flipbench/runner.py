@@ -173,7 +173,9 @@ class Runner:
         )
         reply = await self.backend.sample(condition.messages, sample)
         record = _base_record(condition, index, reply)
-        if reply.ok:
+        if reply.ok and reply.invalid_category is not None:
+            record.invalid_category = reply.invalid_category
+        elif reply.ok:
             parsed = parse_answer(reply.content, self.experiment.answers, reply.finish_reason)
             record.answer = parsed.answer
             record.valid = parsed.valid

@@ -13,6 +13,8 @@ from flipbench.providers.base import Backend
 
 _REGISTRY: dict[str, str] = {
     "local": "flipbench.providers.local:LocalBackend",
+    "openrouter": "flipbench.providers.openai_api:OpenRouterBackend",
+    "openai-api": "flipbench.providers.openai_api:OpenAICompatibleBackend",
 }
 
 
@@ -28,9 +30,4 @@ def backend_class(model: str) -> type[Backend]:
     return cls
 
 
-def create_backend(model: str) -> Backend:
-    """A ready-to-start backend for a model name."""
-    return backend_class(model)(model)
-
-
-__all__ = ["Backend", "backend_class", "create_backend"]
+__all__ = ["Backend", "backend_class"]

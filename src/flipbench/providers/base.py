@@ -6,7 +6,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from flipbench.config import RunConfig
 
 Message = Mapping[str, str]
 
@@ -37,6 +40,8 @@ class Reply:
     meta: dict[str, Any] = field(default_factory=dict)
     # Exact mode: log-probabilities of the next-token candidates whose text is an answer.
     answer_logprobs: dict[str, list[float]] | None = None
+    # Set by a backend when a reply that arrived is still not a sample (e.g. a cache hit).
+    invalid_category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,20 @@ class Backend(ABC):
     prefix: ClassVar[str]
     supports_exact: ClassVar[bool] = False
     supports_constrained: ClassVar[bool] = False
+    # A backend-specific default for max_tokens when the user sets none (API reasoning models).
+    default_max_tokens: ClassVar[int | None] = None
 
     def __init__(self, model: str) -> None:
         self.model = model
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Backend:
+        """Build the backend with the run's options (API backends read budget, timeouts…)."""
+        return cls(config.model)
+
+    def retry_counts(self) -> dict[str, int]:
+        """Retries made so far, by failure class (empty for backends that never retry)."""
+        return {}
 
     @classmethod
     @abstractmethod

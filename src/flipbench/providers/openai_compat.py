@@ -1,4 +1,4 @@
-"""A minimal OpenAI-compatible chat-completions client on aiohttp.
+"""An OpenAI-compatible chat-completions client on aiohttp, and the reading of its replies.
 
 aiohttp rather than httpx: on these 2-core machines httpx 0.28 burns 9–27 ms of CPU per
 request under concurrency (encode/httpx#3215) and ran 10× slower in our measurements.
@@ -9,15 +9,39 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from flipbench.providers.base import Reply
+from flipbench.providers.failures import Failure, classify
+
+# Response headers worth keeping with each reply (never request headers: they hold the key).
+KEPT_HEADERS = ("x-generation-id", "x-openrouter-cache-status", "retry-after", "x-request-id")
+
+
+@dataclass
+class Exchange:
+    """Everything one HTTP round trip produced, before any interpretation."""
+
+    request: dict[str, Any]
+    status: int | None
+    headers: dict[str, str]
+    text: str | None
+    data: Any
+    error: BaseException | None
+    latency_s: float
+
+    def failure(self) -> Failure | None:
+        return classify(
+            status=self.status, data=self.data, text=self.text, headers=self.headers,
+            error=self.error,
+        )  # fmt: skip
 
 
 class ChatClient:
-    """POSTs chat-completion bodies and turns every outcome, failures included, into a Reply."""
+    """POSTs chat-completion bodies; never raises for HTTP or wire failures."""
 
     def __init__(
         self,
@@ -45,64 +69,69 @@ class ChatClient:
             await self._session.close()
             self._session = None
 
-    async def chat(self, body: dict[str, Any]) -> Reply:
-        """One request; never raises for HTTP or wire failures — they come back as `ok=False`."""
+    async def post(self, body: dict[str, Any]) -> Exchange:
+        """One round trip; failures come back inside the Exchange."""
         assert self._session is not None, "ChatClient.start() was not called"
         started = time.perf_counter()
         try:
             async with self._session.post(self.url, json=body, headers=self._headers) as resp:
-                text = await resp.text()
+                text = await resp.text(errors="replace")
                 status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Reply(
-                request=body,
-                response=None,
-                ok=False,
-                latency_s=time.perf_counter() - started,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-        latency = time.perf_counter() - started
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Exchange(body, None, {}, None, None, exc, time.perf_counter() - started)
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            return Reply(body, text, False, status, latency_s=latency, error="malformed JSON")
-        return reply_from_json(body, data, status, latency)
+            data = None
+        return Exchange(body, status, headers, text, data, None, time.perf_counter() - started)
+
+    async def chat(self, body: dict[str, Any]) -> Reply:
+        """One request read into a Reply (no retries: callers that want them wrap this)."""
+        exchange = await self.post(body)
+        return to_reply(exchange, exchange.failure())
 
 
-def reply_from_json(body: dict[str, Any], data: Any, status: int, latency: float) -> Reply:
-    """Read content and finish reason from a chat-completions body, or say why it has none."""
-    error = _error_message(data, status)
-    if error is not None:
-        return Reply(body, data, False, status, latency_s=latency, error=error)
+def to_reply(ex: Exchange, failure: Failure | None) -> Reply:
+    """Content, finish reason, cost and provenance of a reply, or the reason it has none."""
+    response = ex.data if ex.data is not None else ex.text
+    kept = {k: ex.headers[k] for k in KEPT_HEADERS if k in ex.headers}
+    if failure is not None:
+        meta: dict[str, Any] = {"failure": failure.reason}
+        if kept:
+            meta["headers"] = kept
+        return Reply(
+            request=ex.request, response=response, ok=False, http_status=ex.status,
+            latency_s=ex.latency_s, error=failure.message, meta=meta,
+        )  # fmt: skip
+    data = ex.data
     choice = data["choices"][0]
     message = choice.get("message") or {}
     usage = data.get("usage") or {}
     cost = usage.get("cost")
+    kept_meta: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "generation_id": data.get("id"),
+            "provider": data.get("provider"),
+            "native_finish_reason": choice.get("native_finish_reason"),
+            "usage": usage or None,
+            "headers": kept or None,
+            "reasoning": message.get("reasoning"),
+        }.items()
+        if v
+    }
     return Reply(
-        request=body,
+        request=ex.request,
         response=data,
         ok=True,
-        http_status=status,
+        http_status=ex.status,
         content=message.get("content"),
         finish_reason=choice.get("finish_reason"),
-        latency_s=latency,
+        latency_s=ex.latency_s,
         cost=float(cost) if isinstance(cost, int | float) else None,
+        meta=kept_meta,
     )
-
-
-def _error_message(data: Any, status: int) -> str | None:
-    if not isinstance(data, dict):
-        return f"HTTP {status}: response is not a JSON object"
-    if "error" in data:
-        err = data["error"]
-        message = err.get("message") if isinstance(err, dict) else str(err)
-        return f"HTTP {status}: {message}"
-    if status >= 400:
-        return f"HTTP {status}"
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return f"HTTP {status}: reply has no choices"
-    return None
 
 
 def answer_logprobs(data: Any, answers: Sequence[str]) -> tuple[dict[str, list[float]], set[str]]:
@@ -111,7 +140,7 @@ def answer_logprobs(data: Any, answers: Sequence[str]) -> tuple[dict[str, list[f
     Returns the matches and the answers that did not appear among the returned candidates.
     """
     found: dict[str, list[float]] = {a: [] for a in answers}
-    content = data["choices"][0].get("logprobs", {}) or {}
+    content = data["choices"][0].get("logprobs") or {}
     entries = content.get("content") or []
     if entries:
         for cand in entries[0].get("top_logprobs") or []:

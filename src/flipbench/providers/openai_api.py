@@ -1,0 +1,216 @@
+"""`openrouter/<author>/<slug>` and `openai-api/<name>/<model>`: models behind an HTTP API.
+
+Every call goes through one loop: an adaptive concurrency slot, the request, a classification
+of the outcome (see `failures`), then success, a retry (rate limits honour Retry-After and
+shrink concurrency; transient errors back off with jitter), or a fatal stop of the whole model
+with one message — never N wasted calls. Keys come from the environment only and are sent in a
+header, so they never reach a journaled request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from flipbench.errors import BackendFatalError, BudgetReached, FlipbenchError
+from flipbench.providers.base import Backend, Message, Reply, SampleSettings
+from flipbench.providers.failures import FailureKind
+from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
+from flipbench.providers.openai_compat import ChatClient, answer_logprobs, to_reply
+
+if TYPE_CHECKING:
+    from flipbench.config import RunConfig
+
+OPENROUTER_URL = "https://openrouter.ai/api/v1"
+# A reasoning model spends max_tokens on thinking before the visible answer; 1,024 leaves it
+# room while a non-reasoning model still stops after its one-token answer (you pay per token).
+API_MAX_TOKENS = 1024
+API_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Per-run options of an API backend (from RunConfig)."""
+
+    max_concurrency: int = 64
+    max_cost_usd: float | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 8
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+class OpenAICompatibleBackend(Backend):
+    """Any OpenAI-compatible server: `<NAME>_BASE_URL` and (optional) `<NAME>_API_KEY`."""
+
+    prefix: ClassVar[str] = "openai-api"
+    supports_exact: ClassVar[bool] = True
+    default_max_tokens: ClassVar[int | None] = API_MAX_TOKENS
+    extra_headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, model: str, options: ApiOptions | None = None) -> None:
+        super().__init__(model)
+        self.options = options or ApiOptions()
+        self.base_url, self._key, self.remote_model = self._endpoint(model)
+        self.limiter = AdaptiveLimiter(self.options.max_concurrency)
+        self.backoff = Backoff()
+        self.budget = Budget(self.options.max_cost_usd)
+        self.retries: Counter[str] = Counter()
+        self._client: ChatClient | None = None
+        self._fatal: str | None = None
+
+    @classmethod
+    def _endpoint(cls, model: str) -> tuple[str, str | None, str]:
+        parts = model.split("/", 2)
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            raise FlipbenchError(f"model {model!r} must look like openai-api/<name>/<model>")
+        name, remote = parts[1], parts[2]
+        env = name.upper().replace("-", "_")
+        base = _env(f"{env}_BASE_URL") or (
+            "https://api.openai.com/v1" if name == "openai" else None
+        )
+        if base is None:
+            raise FlipbenchError(f"set {env}_BASE_URL to the server's /v1 URL for {model}")
+        return base, _env(f"{env}_API_KEY"), remote
+
+    @classmethod
+    def validate(cls, model: str) -> None:
+        cls._endpoint(model)
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Backend:
+        options = ApiOptions(
+            max_concurrency=config.max_concurrency,
+            max_cost_usd=config.max_cost,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            extra_body=dict(config.model_options),
+        )
+        return cls(config.model, options)
+
+    def retry_counts(self) -> dict[str, int]:
+        return dict(self.retries)
+
+    async def start(self, *, concurrency: int, exact: bool) -> None:
+        self._client = ChatClient(
+            self.base_url, api_key=self._key, headers=dict(self.extra_headers),
+            timeout_s=self.options.timeout_s, max_connections=max(concurrency, 8) + 8,
+        )  # fmt: skip
+        await self._client.start()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def versions(self) -> dict[str, Any]:
+        return {"model": self.model, "remote_model": self.remote_model, "base_url": self.base_url}
+
+    def _body(
+        self, messages: Sequence[Message], temperature: float, max_tokens: int
+    ) -> dict[str, Any]:
+        return {
+            "model": self.remote_model,
+            "messages": [dict(m) for m in messages],
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            **self.options.extra_body,
+        }
+
+    async def call(self, body: dict[str, Any]) -> Reply:
+        """Send with retries; returns the final reply (ok or not) or raises on a fatal failure."""
+        assert self._client is not None, "backend not started"
+        counts: Counter[str] = Counter()
+        attempt = 0
+        while True:
+            if self._fatal is not None:
+                raise BackendFatalError(self._fatal)
+            if self.budget.reached:
+                raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
+            async with self.limiter.slot():
+                exchange = await self._client.post(body)
+            failure = exchange.failure()
+            if failure is None:
+                self.limiter.on_success()
+                reply = to_reply(exchange, None)
+                self.budget.add(reply.cost)
+                _flag_cache_hit(reply)
+                if counts:
+                    reply.meta["retries"] = dict(counts)
+                return reply
+            if failure.kind is FailureKind.FATAL:
+                self._fatal = f"{self.model}: {failure.message}"
+                raise BackendFatalError(self._fatal)
+            if failure.kind is FailureKind.RATE_LIMIT:
+                self.limiter.on_rate_limit(failure.retry_after_s)
+            counts[failure.kind.value] += 1
+            self.retries[failure.kind.value] += 1
+            attempt += 1
+            if attempt > self.options.max_retries:
+                reply = to_reply(exchange, failure)
+                reply.meta["retries"] = dict(counts)
+                return reply
+            await asyncio.sleep(self.backoff.delay(attempt, failure.retry_after_s))
+
+    async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
+        body = self._body(messages, settings.temperature, settings.max_tokens)
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        return await self.call(body)
+
+    async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
+        """Exact mode from `top_logprobs`, when the endpoint returns enough of them."""
+        body = self._body(messages, 0.0, 1)
+        body.update(logprobs=True, top_logprobs=API_TOP_LOGPROBS)
+        reply = await self.call(body)
+        if not reply.ok:
+            return reply
+        if not (reply.response.get("choices") or [{}])[0].get("logprobs"):
+            raise FlipbenchError(
+                f"{self.model} returned no logprobs, so exact mode cannot run; use --mode sample"
+            )
+        found, missing = answer_logprobs(reply.response, answers)
+        reply.answer_logprobs = found
+        reply.meta["top_logprobs"] = API_TOP_LOGPROBS
+        if missing:
+            reply.meta["answers_below_top_logprobs"] = sorted(missing)
+        return reply
+
+
+def _flag_cache_hit(reply: Reply) -> None:
+    """A cached reply repeats an earlier sample: it is not a new draw, so it is invalid."""
+    headers = reply.meta.get("headers") or {}
+    usage = reply.meta.get("usage") or {}
+    hit = str(headers.get("x-openrouter-cache-status", "")).upper() == "HIT"
+    zero = (
+        isinstance(usage, dict)
+        and usage
+        and not any(usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    )
+    if hit or zero:
+        reply.invalid_category = "cache_hit"
+
+
+class OpenRouterBackend(OpenAICompatibleBackend):
+    """OpenRouter (`OPENROUTER_API_KEY`; `OPENROUTER_BASE_URL` overrides the endpoint)."""
+
+    prefix: ClassVar[str] = "openrouter"
+    extra_headers: ClassVar[dict[str, str]] = {"X-OpenRouter-Cache": "false"}
+
+    @classmethod
+    def _endpoint(cls, model: str) -> tuple[str, str | None, str]:
+        parts = model.split("/", 1)
+        if len(parts) != 2 or parts[1].count("/") != 1 or "" in parts[1].split("/"):
+            raise FlipbenchError(f"model {model!r} must look like openrouter/<author>/<slug>")
+        key = _env("OPENROUTER_API_KEY")
+        if key is None:
+            raise FlipbenchError("OPENROUTER_API_KEY is not set (export it, or use --env-file)")
+        return _env("OPENROUTER_BASE_URL") or OPENROUTER_URL, key, parts[1]

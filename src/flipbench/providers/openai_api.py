@@ -60,7 +60,10 @@ class OpenAICompatibleBackend(Backend):
         super().__init__(model)
         self.options = options or ApiOptions()
         self.base_url, self._key, self.remote_model = self._endpoint(model)
-        self.limiter = AdaptiveLimiter(self.options.max_concurrency)
+        # A 429 halves concurrency at most once per short window, and the rate-limited request
+        # itself waits at least Retry-After before its retry; other requests go on. A global
+        # pause of Retry-After on every 429 made a run with 10 % random 429s six times slower.
+        self.limiter = AdaptiveLimiter(self.options.max_concurrency, default_cooldown_s=0.05)
         self.backoff = Backoff()
         self.budget = Budget(self.options.max_cost_usd)
         self.retries: Counter[str] = Counter()
@@ -150,7 +153,7 @@ class OpenAICompatibleBackend(Backend):
                 self._fatal = f"{self.model}: {failure.message}"
                 raise BackendFatalError(self._fatal)
             if failure.kind is FailureKind.RATE_LIMIT:
-                self.limiter.on_rate_limit(failure.retry_after_s)
+                self.limiter.on_rate_limit(None)
             counts[failure.kind.value] += 1
             self.retries[failure.kind.value] += 1
             attempt += 1

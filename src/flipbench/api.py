@@ -185,6 +185,25 @@ def _finish(
     return RunOutcome(run_id, status, message, results, figures, db, retries or {})
 
 
+def _run(
+    db: Path,
+    run_id: str,
+    config: RunConfig,
+    experiment: ResolvedExperiment,
+    backend: Backend,
+    create: bool,
+    progress: bool,
+) -> RunOutcome:
+    """Execute on a fresh event loop; Ctrl-C leaves a journaled, resumable run behind."""
+    try:
+        status, message, retries = asyncio.run(
+            _execute(db, run_id, config, experiment, backend, create=create, progress=progress)
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id) from None
+    return _finish(db, run_id, status, message, retries)
+
+
 def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
     """Validate, then run an experiment; every completed request is journaled as it lands."""
     db = db or default_db_path()
@@ -196,14 +215,7 @@ def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = Fal
         with Journal(db, create=False) as journal:
             if run_id in {r.run_id for r in journal.list_runs()}:
                 raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
-    backend = cls.from_config(config)
-    try:
-        status, message, retries = asyncio.run(
-            _execute(db, run_id, config, experiment, backend, create=True, progress=progress)
-        )
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_id) from None
-    return _finish(db, run_id, status, message, retries)
+    return _run(db, run_id, config, experiment, cls.from_config(config), True, progress)
 
 
 def resume_run(
@@ -230,13 +242,7 @@ def resume_run(
     if run.status == "complete":
         return _finish(db, run_id, run.status, "already complete")
     backend = backend_class(config.model).from_config(config)
-    try:
-        status, message, retries = asyncio.run(
-            _execute(db, run_id, config, experiment, backend, create=False, progress=progress)
-        )
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_id) from None
-    return _finish(db, run_id, status, message, retries)
+    return _run(db, run_id, config, experiment, backend, False, progress)
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

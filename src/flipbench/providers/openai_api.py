@@ -215,5 +215,5 @@ class OpenRouterBackend(OpenAICompatibleBackend):
             raise FlipbenchError(f"model {model!r} must look like openrouter/<author>/<slug>")
         key = _env("OPENROUTER_API_KEY")
         if key is None:
-            raise FlipbenchError("OPENROUTER_API_KEY is not set (export it, or use --env-file)")
+            raise FlipbenchError("OPENROUTER_API_KEY is not set; export it in the environment")
         return _env("OPENROUTER_BASE_URL") or OPENROUTER_URL, key, parts[1]

@@ -138,9 +138,10 @@ def _run_row(db: Path, run_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _resume(tmp_path: Path, db: Path, run_id: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        _cli("run", "--resume", run_id, "--db", str(db), "--no-progress"),
+def _complete(tmp_path: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a CLI command to the end (bounded by RUN_TIMEOUT_S), output captured."""
+    return subprocess.run(
+        command,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -148,6 +149,10 @@ def _resume(tmp_path: Path, db: Path, run_id: str) -> subprocess.CompletedProces
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
+
+
+def _resume(tmp_path: Path, db: Path, run_id: str) -> subprocess.CompletedProcess[str]:
+    done = _complete(tmp_path, _cli("run", "--resume", run_id, "--db", str(db), "--no-progress"))
     assert done.returncode == 0, f"resume failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -286,15 +291,7 @@ def test_kill_9_then_resume_tops_up_exactly(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_of_complete_run_adds_nothing(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    first = subprocess.run(
-        _run_command("small", db, 3),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
+    first = _complete(tmp_path, _run_command("small", db, 3))
     assert first.returncode == 0, first.stderr
     before, run_before = _rows(db, "small"), _run_row(db, "small")
     assert run_before["status"] == "complete"

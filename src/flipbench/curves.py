@@ -1,0 +1,276 @@
+"""Response curves r(x) beyond one rate per prompt: flip positions, word order, games.
+
+D flips in one reply give one curve r_j(p) per position j (Fig. 2-3): S_j, S of the mean
+curve, and S of the running mean over the first J positions (Fig. 3c). Word pairs (Exp 5)
+separate a position bias (the first-listed word wins) from a semantic bias (the "red" word
+wins whatever its place). Games (Exp 4) are plain curves r(x) at the optimal x.
+
+S always comes from ``flipbench.metrics.step_likeness``; intervals are Wilson for rates and
+percentile bootstraps for everything built from several rates. Results share the strict
+JSON ``to_dict()`` and ``Estimate`` of ``flipbench.distfit``. Single-token inputs take
+``n=None`` to mean exact probabilities (point intervals).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
+
+from flipbench.distfit import Estimate, _check_boot, _percentile, _Result, binary_replies
+from flipbench.metrics import (
+    _check_unit,
+    _step_likeness_rows,
+    bootstrap_step_likeness,
+    rate_summary,
+    step_likeness,
+)
+
+__all__ = [
+    "PairBias",
+    "PositionCurves",
+    "ResponseCurve",
+    "WordBias",
+    "WordCondition",
+    "position_curves",
+    "response_curve",
+    "word_bias",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+ORDERS = ("forward", "reverse")  # forward: the red word is listed first
+
+
+# --- D flips in one reply ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionCurves(_Result):
+    """Per-position curves of D flips per reply, with S per position, of the mean, running.
+
+    ``rates[i][j]``: r_{j+1} at ``p[i]`` (Wilson). ``mean_rate[i]``: Mean(r) at ``p[i]``;
+    its interval is bootstrapped over replies because flips in one reply are not
+    independent (Wilson on n * D flips would pretend they were). ``s_running[J - 1]``: S of
+    the mean of r_1..r_J. All S intervals: percentile bootstrap, replies resampled within
+    each p. A p with no replies stays in the lists with NaN rates and is left out of S.
+    """
+
+    p: list[float]
+    n: list[int]
+    flips: int
+    rates: list[list[Estimate]]
+    mean_rate: list[Estimate]
+    s_position: list[Estimate]
+    s_mean: Estimate
+    s_running: list[Estimate]
+
+
+def _s_columns(p: FloatArray, curves: FloatArray) -> list[float]:
+    """S of every column of curves (m points x K curves), via the one S definition."""
+    return [step_likeness(p, curves[:, j]) for j in range(curves.shape[1])]
+
+
+def position_curves(
+    replies_by_p: Mapping[float, ArrayLike],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PositionCurves:
+    """Rates per position and S of each position, of Mean(r) and of running means.
+
+    Bootstrap: resampling a p's replies with replacement is a multinomial draw over its
+    distinct reply patterns, so each p costs one (n_boot x patterns) draw and one matrix
+    product; all S replicates then come from one vectorised call.
+    """
+    _check_boot(n_boot, confidence)
+    keys = sorted(replies_by_p, key=float)
+    ps = np.array([float(k) for k in keys], dtype=np.float64)
+    _check_unit(ps, "p")
+    arrays = [binary_replies(replies_by_p[k]) for k in keys]
+    if not arrays or len({a.shape[1] for a in arrays}) != 1:
+        raise ValueError("need at least one p and the same number of flips D at every p")
+    flips = arrays[0].shape[1]
+    ns = [a.shape[0] for a in arrays]
+    rates = [[Estimate(*rate_summary(int(k), n, confidence)) for k in a.sum(axis=0)]
+             for a, n in zip(arrays, ns, strict=True)]  # fmt: skip
+    r = np.array([[e.value for e in row] for row in rates], dtype=np.float64).reshape(-1, flips)
+    running = np.cumsum(r, axis=1) / np.arange(1, flips + 1)
+    used = [i for i, n in enumerate(ns) if n > 0]
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_boot, len(used), flips))
+    for col, i in enumerate(used):
+        patterns, counts = np.unique(arrays[i], axis=0, return_counts=True)
+        weights = rng.multinomial(ns[i], counts / ns[i], size=n_boot)
+        boot[:, col, :] = weights @ patterns / ns[i]
+    mean_ci = [_percentile(boot[:, col, :].mean(axis=1), confidence) for col in range(len(used))]
+    mean_rate = [Estimate(math.nan, math.nan, math.nan) for _ in keys]
+    for col, i in enumerate(used):
+        mean_rate[i] = Estimate(float(r[i].mean()), *mean_ci[col])
+    # Curves to score: D positions, the mean, then D running means (K = 2D + 1 of them).
+    point = _s_columns(ps, np.hstack([r, r.mean(axis=1, keepdims=True), running]))
+    curves = np.concatenate(
+        [boot, boot.mean(axis=2, keepdims=True), np.cumsum(boot, axis=2) / np.arange(1, flips + 1)],
+        axis=2,
+    )
+    n_curves = curves.shape[2]
+    if len(used) >= 2:
+        rows = curves.transpose(0, 2, 1).reshape(n_boot * n_curves, len(used))
+        s_star = _step_likeness_rows(ps[used], rows).reshape(n_boot, n_curves)
+        cis = [_percentile(s_star[:, j], confidence) for j in range(n_curves)]
+    else:
+        cis = [(math.nan, math.nan)] * n_curves
+    s_all = [Estimate(v, *ci) for v, ci in zip(point, cis, strict=True)]
+    return PositionCurves(
+        ps.tolist(), ns, flips, rates, mean_rate, s_all[:flips], s_all[flips], s_all[flips + 1 :]
+    )
+
+
+# --- single-token curves: games and word order ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseCurve(_Result):
+    """r(x) of the first option at the optimal probability x, sorted by x, with S.
+
+    S extends the curve as a constant to x = 0 and 1 (``step_likeness``); its interval is
+    ``bootstrap_step_likeness``. ``n`` is None for exact probabilities (point intervals).
+    """
+
+    x: list[float]
+    n: list[int] | None
+    rates: list[Estimate]
+    s: Estimate
+
+
+def _rates(
+    k: FloatArray, n: FloatArray | None, confidence: float
+) -> tuple[list[Estimate], FloatArray]:
+    """Wilson rates of k of n, or exact rates (points) when n is None."""
+    if n is None:
+        _check_unit(k, "exact rates")
+        return [Estimate.point(float(v)) for v in k], k
+    if k.shape != n.shape or np.any((k < 0) | (k > n) | (k != np.round(k)) | (n != np.round(n))):
+        raise ValueError("k and n must be integers with 0 <= k <= n, one per condition")
+    est = [Estimate(*rate_summary(int(a), int(b), confidence)) for a, b in zip(k, n, strict=True)]
+    return est, np.array([e.value for e in est], dtype=np.float64)
+
+
+def response_curve(
+    x: ArrayLike,
+    k: ArrayLike,
+    n: ArrayLike | None = None,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ResponseCurve:
+    """Curve r(x) = k / n with Wilson intervals and S; with n=None, k are exact rates."""
+    _check_boot(n_boot, confidence)
+    xa = np.asarray(x, dtype=np.float64)
+    ka = np.asarray(k, dtype=np.float64)
+    if xa.ndim != 1 or ka.shape != xa.shape:
+        raise ValueError(f"x and k must be 1-D of equal length, got {xa.shape} and {ka.shape}")
+    _check_unit(xa, "x")
+    order = np.argsort(xa, kind="stable")
+    xa, ka = xa[order], ka[order]
+    na = None if n is None else np.asarray(n, dtype=np.float64)[order]
+    rates, r = _rates(ka, na, confidence)
+    s = step_likeness(xa, r)
+    if na is None:
+        return ResponseCurve(xa.tolist(), None, rates, Estimate.point(s))
+    ci = bootstrap_step_likeness(
+        xa, ka, na, n_boot=n_boot, confidence=confidence, seed=seed
+    )  # fmt: skip
+    return ResponseCurve(xa.tolist(), [int(v) for v in na], rates, Estimate(s, *ci))
+
+
+@dataclasses.dataclass(frozen=True)
+class WordCondition(_Result):
+    """One (pair, order): share of answers naming the first-listed word, and share - 0.5."""
+
+    pair: str
+    order: str
+    n: int | None
+    first_share: Estimate
+    position_bias: Estimate
+
+
+@dataclasses.dataclass(frozen=True)
+class PairBias(_Result):
+    """Red-word share averaged over both orders (position cancels); semantic bias = it - 0.5.
+
+    Interval: MOVER (Newcombe) from the two Wilson intervals, valid for unequal n and
+    sane at shares of 0 or 1, where a bootstrap collapses to a point.
+    """
+
+    pair: str
+    red_share: Estimate
+    semantic_bias: Estimate
+
+
+@dataclasses.dataclass(frozen=True)
+class WordBias(_Result):
+    """Exp 5: every condition, every pair with both orders, and mean |r_first - 0.5|.
+
+    ``mean_abs_position_bias`` is bootstrapped (binomial redraws per condition); note that
+    |.| makes it biased upwards for small n: a fair model scores about 0.04 at n = 100.
+    """
+
+    conditions: list[WordCondition]
+    pairs: list[PairBias]
+    mean_abs_position_bias: Estimate
+
+
+def _shift(e: Estimate, scale: float, offset: float) -> Estimate:
+    lo, hi = sorted((scale * e.low + offset, scale * e.high + offset))
+    return Estimate(scale * e.value + offset, lo, hi)
+
+
+def word_bias(
+    counts: Mapping[tuple[str, str], tuple[float, int | None]],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> WordBias:
+    """Position and semantic bias from {(pair, "forward"|"reverse"): (k_first, n)}.
+
+    ``k_first`` answers of ``n`` valid ones name the first-listed word; n=None means
+    ``k_first`` is the exact probability of the first-listed word. In "forward" order the
+    red word is listed first, so its share is r_first there and 1 - r_first in "reverse".
+    """
+    _check_boot(n_boot, confidence)
+    conds: list[WordCondition] = []
+    for (pair, order), (k, n) in sorted(counts.items()):
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        na = None if n is None else np.array([n], dtype=np.float64)
+        first = _rates(np.array([k], dtype=np.float64), na, confidence)[0][0]
+        conds.append(WordCondition(pair, order, n, first, _shift(first, 1.0, -0.5)))
+    usable = [c for c in conds if not math.isnan(c.first_share.value)]
+    rng = np.random.default_rng(seed)
+    draws = np.array(
+        [rng.binomial(c.n, c.first_share.value, n_boot) / c.n if c.n is not None
+         else np.full(n_boot, c.first_share.value) for c in usable]
+    )  # fmt: skip
+    mean_abs = float(np.mean([abs(c.position_bias.value) for c in usable])) if usable else math.nan
+    ci = _percentile(np.abs(draws - 0.5).mean(axis=0), confidence) if usable else (math.nan,) * 2
+    by_key = {(c.pair, c.order): c for c in usable}
+    pairs = []
+    for pair in sorted({c.pair for c in usable}):
+        if (pair, "forward") not in by_key or (pair, "reverse") not in by_key:
+            continue
+        shares = [by_key[pair, "forward"].first_share,
+                  _shift(by_key[pair, "reverse"].first_share, -1.0, 1.0)]  # fmt: skip
+        value = (shares[0].value + shares[1].value) / 2.0
+        lo = value - math.hypot(*[(e.value - e.low) / 2.0 for e in shares])
+        hi = value + math.hypot(*[(e.high - e.value) / 2.0 for e in shares])
+        red = Estimate(value, max(lo, 0.0), min(hi, 1.0))
+        pairs.append(PairBias(pair, red, _shift(red, 1.0, -0.5)))
+    return WordBias(conds, pairs, Estimate(mean_abs, *ci))

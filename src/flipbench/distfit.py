@@ -1,0 +1,413 @@
+"""Does the whole answer distribution match the request, not just the rate of "1"?
+
+The step-likeness S (``flipbench.metrics``) scores one rate per condition. The paper's
+other findings need the shape of the distribution: D flips in one reply are
+under-dispersed against Binomial(D, p), ternary draws drift from (60 - q, 40, q) %, and
+"draw from N(100, 15)" answers are far too concentrated. This module measures those
+shapes, each number with an interval. Response-curve metrics (per-position S, word
+order, games) live in ``flipbench.curves``.
+
+Results are frozen dataclasses whose ``to_dict()`` is strict JSON: a non-finite float
+becomes ``None`` and, inside an object, a sibling ``"<key>_nonfinite"`` says whether it
+was "inf", "-inf" or "nan", so nothing is lost and ``json.dumps(allow_nan=False)`` works.
+Exact mode (``exact=True``): the input is a probability vector read from the model's
+next-token distribution, so there is no sampling error and every interval is a point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from flipbench.metrics import _check_confidence, _check_unit, rate_summary
+
+__all__ = [
+    "CategoricalFit",
+    "CountHistogram",
+    "Estimate",
+    "GaussianFit",
+    "binary_replies",
+    "categorical_fit",
+    "count_histogram",
+    "gaussian_fit",
+    "pool_sparse_cells",
+    "ternary_fit",
+    "ternary_requested",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_SUM_TOL = 1e-9  # how far a probability vector may miss summing to 1 (float noise only)
+
+
+def _json(value: Any) -> Any:
+    """Strict-JSON copy of a result: dataclasses to dicts, non-finite floats to None + flag."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[str(key)] = _json(item)
+            if isinstance(item, float) and not math.isfinite(item):
+                out[f"{key}_nonfinite"] = "nan" if math.isnan(item) else repr(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict that ``json.dumps(..., allow_nan=False)`` accepts."""
+        out: dict[str, Any] = _json(self)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate(_Result):
+    """A number with its interval; ``low == value == high`` for exact inputs."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def point(cls, value: float) -> Estimate:
+        return cls(value, value, value)
+
+
+def _percentile(samples: FloatArray, confidence: float) -> tuple[float, float]:
+    """Percentile bootstrap interval; order statistics (no interpolation) if any are inf."""
+    alpha = 1.0 - confidence
+    qs = [alpha / 2.0, 1.0 - alpha / 2.0]
+    if np.all(np.isfinite(samples)):
+        lo, hi = np.quantile(samples, qs)
+    else:
+        lo, hi = np.quantile(samples, qs, method="inverted_cdf")
+    return (float(lo), float(hi))
+
+
+def _check_boot(n_boot: int, confidence: float) -> None:
+    _check_confidence(confidence)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+
+
+def binary_replies(replies: ArrayLike) -> IntArray:
+    """(n_replies, D) array of 0/1 flips; anything else is a parser bug, so it raises."""
+    arr = np.asarray(replies)
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ValueError(f"replies must have shape (n_replies, D >= 1), got {arr.shape}")
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise ValueError("replies must hold only 0 and 1")
+    return arr.astype(np.int64)
+
+
+# --- D flips in one reply: number of "1"s per reply against Binomial(D, p) ---------------
+
+
+def pool_sparse_cells(expected: ArrayLike, min_expected: float = 5.0) -> list[tuple[int, int]]:
+    """Adjacent cells pooled so that every bin expects >= min_expected (or one bin is left).
+
+    Rule: while some bin expects fewer than ``min_expected``, merge the bin with the
+    smallest expectation into its neighbour with the smaller expectation (left on ties).
+    For a unimodal pmf such as the binomial this pools each tail inwards, the textbook
+    rule for chi-square tests. Returns (first cell, last cell) per bin, inclusive.
+    """
+    exp = [float(e) for e in np.asarray(expected, dtype=np.float64)]
+    bins = [(k, k) for k in range(len(exp))]
+    while len(exp) > 1 and min(exp) < min_expected:
+        i = int(np.argmin(exp))
+        right = i == 0 or (i < len(exp) - 1 and exp[i + 1] < exp[i - 1])
+        a = i if right else i - 1
+        bins[a : a + 2] = [(bins[a][0], bins[a + 1][1])]
+        exp[a : a + 2] = [exp[a] + exp[a + 1]]
+    return bins
+
+
+@dataclasses.dataclass(frozen=True)
+class CountHistogram(_Result):
+    """Replies with k ones (k = 0..D) against n * Binomial(D, p).pmf(k).
+
+    ``variance_ratio`` = sample variance of k (ddof = 1, unbiased under the binomial) over
+    D p (1 - p): 1 for independent flips, < 1 under-dispersed (too regular), > 1 clumped.
+    Both tests use the pooled ``bins``; df = bins - 1 (p is given, not estimated).
+    ``degenerate`` (p = 0 or 1): Binomial(D, p) puts all mass on k = 0 (or D). A reply
+    with any other k is impossible under the request, so ``impossible`` counts them and
+    the p-values are exact: 0 if any, else 1 (G and chi-square inf or 0, df 0). The
+    variance ratio then has a zero denominator and is undefined (None; inf if var > 0).
+    """
+
+    p: float
+    flips: int
+    n: int
+    observed: list[int]
+    expected: list[float]
+    bins: list[tuple[int, int]]
+    bin_observed: list[int]
+    bin_expected: list[float]
+    g_stat: float
+    chi2_stat: float
+    df: int
+    g_pvalue: float
+    chi2_pvalue: float
+    mean_ones: float
+    variance_ratio: Estimate
+    degenerate: bool
+    impossible: int
+
+
+def count_histogram(
+    replies: ArrayLike,
+    p: float,
+    *,
+    min_expected: float = 5.0,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> CountHistogram:
+    """Histogram of ones per reply vs Binomial(D, p): G and chi-square tests, variance ratio.
+
+    The variance-ratio interval is a percentile bootstrap over replies (drawn as a
+    multinomial over the D + 1 histogram cells, which is the same thing, all at once).
+    """
+    arr = binary_replies(replies)
+    _check_unit(np.array([p], dtype=np.float64), "p")
+    _check_boot(n_boot, confidence)
+    n, flips = arr.shape
+    if n == 0:
+        raise ValueError("no replies: nothing to compare with the binomial")
+    ks = np.arange(flips + 1)
+    observed = np.bincount(arr.sum(axis=1), minlength=flips + 1)
+    expected = n * stats.binom.pmf(ks, flips, p)
+    var = float(np.var(arr.sum(axis=1), ddof=1)) if n > 1 else math.nan
+    denom = flips * p * (1.0 - p)
+    mean_ones = float(observed @ ks / n)
+    if denom == 0.0:
+        support = 0 if p == 0.0 else flips
+        bad = int(n - observed[support])
+        bins, b_obs, b_exp = [(0, 0), (1, flips)], [n - bad, bad], [float(n), 0.0]
+        if support:
+            bins, b_obs, b_exp = [(0, flips - 1), (flips, flips)], b_obs[::-1], b_exp[::-1]
+        stat, pval = (math.inf, 0.0) if bad else (0.0, 1.0)
+        ratio = math.inf if var > 0 else math.nan
+        return CountHistogram(
+            p, flips, n, observed.tolist(), expected.tolist(), bins, b_obs, b_exp,
+            stat, stat, 0, pval, pval, mean_ones, Estimate(ratio, math.nan, math.nan), True, bad,
+        )  # fmt: skip
+    bins = pool_sparse_cells(expected, min_expected)
+    bin_obs = np.array([observed[a : b + 1].sum() for a, b in bins], dtype=np.float64)
+    bin_exp = np.array([expected[a : b + 1].sum() for a, b in bins])
+    df = len(bins) - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = float(2.0 * np.sum(np.where(bin_obs > 0, bin_obs * np.log(bin_obs / bin_exp), 0.0)))
+    chi2 = float(np.sum((bin_obs - bin_exp) ** 2 / bin_exp))
+    g_p = float(stats.chi2.sf(g, df)) if df > 0 else math.nan
+    chi2_p = float(stats.chi2.sf(chi2, df)) if df > 0 else math.nan
+    ratio_ci = (math.nan, math.nan)
+    if n > 1:
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(n, observed / n, size=n_boot)
+        m1 = counts @ ks / n
+        var_star = np.maximum(counts @ ks**2 - n * m1**2, 0.0) / (n - 1)
+        ratio_ci = _percentile(var_star / denom, confidence)
+    return CountHistogram(
+        p, flips, n, observed.tolist(), expected.tolist(), bins,
+        [int(v) for v in bin_obs], bin_exp.tolist(), g, chi2, df, g_p, chi2_p, mean_ones,
+        Estimate(var / denom, *ratio_ci), False, 0,
+    )  # fmt: skip
+
+
+# --- categorical draws (ternary deck) ------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFit(_Result):
+    """Observed category rates against the requested distribution.
+
+    ``rates``: Wilson interval per category (category vs the rest is binomial). These are
+    marginal 95 % intervals, one per plotted rate curve, and agree with every other rate
+    in the benchmark; a simultaneous (Dirichlet) region would answer a question no figure
+    asks. ``kl`` = KL(observed || requested) in nats; it is inf (``kl_infinite``) when the
+    observed puts mass where the request puts none (e.g. "2" at q = 0): the request
+    declares that answer impossible, so no finite number is honest. ``tv`` (total
+    variation, 0..1) is always finite and is the curve to plot. ``outside_mass``: exact
+    mode only, probability on tokens outside the answer space, renormalised away.
+    """
+
+    requested: list[float]
+    n: int | None
+    rates: list[Estimate]
+    kl: Estimate
+    kl_infinite: bool
+    tv: Estimate
+    outside_mass: float | None
+
+
+def _kl_rows(obs: FloatArray, req: FloatArray) -> FloatArray:
+    """KL(row || req) for each row, 0 log 0 = 0, inf where a row has mass req lacks."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(obs > 0, obs * (np.log(obs) - np.log(req)), 0.0)
+    out: FloatArray = terms.sum(axis=-1)
+    return out
+
+
+def categorical_fit(
+    observed: ArrayLike,
+    requested: ArrayLike,
+    *,
+    exact: bool = False,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> CategoricalFit:
+    """Rates, KL and TV of observed counts (or exact probabilities) against ``requested``.
+
+    Sampled mode: ``observed`` are integer counts per category; KL and TV intervals are a
+    percentile bootstrap (multinomial redraws of the n answers).
+    """
+    req = np.asarray(requested, dtype=np.float64)
+    obs = np.asarray(observed, dtype=np.float64)
+    if req.ndim != 1 or obs.shape != req.shape:
+        raise ValueError(f"observed {obs.shape} and requested {req.shape} must be equal 1-D")
+    _check_unit(req, "requested")
+    if not np.all(np.isfinite(req)) or abs(req.sum() - 1.0) > _SUM_TOL:
+        raise ValueError("requested must be a probability vector summing to 1")
+    if not np.all(np.isfinite(obs)) or np.any(obs < 0):
+        raise ValueError("observed must be finite and non-negative")
+    _check_boot(n_boot, confidence)
+    total = float(obs.sum())
+    if total <= 0:
+        raise ValueError("observed is empty: no answer in the answer space")
+    probs = obs / total
+    kl = float(_kl_rows(probs, req))
+    tv = float(0.5 * np.abs(probs - req).sum())
+    if exact:
+        if total > 1.0 + _SUM_TOL:
+            raise ValueError("exact probabilities sum to more than 1")
+        return CategoricalFit(
+            req.tolist(), None, [Estimate.point(float(v)) for v in probs],
+            Estimate.point(kl), math.isinf(kl), Estimate.point(tv), max(0.0, 1.0 - total),
+        )  # fmt: skip
+    if np.any(obs != np.round(obs)):
+        raise ValueError("observed counts must be integers (pass exact=True for probabilities)")
+    n = round(total)
+    rates = [Estimate(*rate_summary(int(k), n, confidence)) for k in obs]
+    rng = np.random.default_rng(seed)
+    star = rng.multinomial(n, probs, size=n_boot) / n
+    kl_ci = _percentile(_kl_rows(star, req), confidence)
+    tv_ci = _percentile(0.5 * np.abs(star - req).sum(axis=1), confidence)
+    return CategoricalFit(
+        req.tolist(), n, rates, Estimate(kl, *kl_ci), math.isinf(kl), Estimate(tv, *tv_ci), None
+    )
+
+
+def ternary_requested(q: float) -> tuple[float, float, float]:
+    """(P("0"), P("1"), P("2")) = (0.6 - q, 0.4, q) of the ternary prompt; q a fraction."""
+    if not 0.0 <= q <= 0.6 + _SUM_TOL:
+        raise ValueError(f"q must be a fraction in [0, 0.6], got {q}")
+    return (max(0.0, 0.6 - q), 0.4, q)
+
+
+def ternary_fit(
+    q: float,
+    observed: ArrayLike,
+    *,
+    exact: bool = False,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> CategoricalFit:
+    """``categorical_fit`` of counts (or probabilities) of "0", "1", "2" at P("2") = q."""
+    return categorical_fit(
+        observed, ternary_requested(q), exact=exact, n_boot=n_boot, confidence=confidence,
+        seed=seed,
+    )  # fmt: skip
+
+
+# --- "draw from N(100, 15)" ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianFit(_Result):
+    """Parsed numbers against N(mean, sd): KS test, moments, integer share, histogram.
+
+    KS assumes a continuous sample; integer answers make its p-value conservative (too
+    large), which only weakens a rejection. ``mean``: t interval; ``sd``: chi-square
+    interval (exact for normal data). Histogram bins are ``bin_width`` wide and centred
+    on the target mean, so integer answers never fall on an edge; they cover the mean
+    +- ``span_sd`` sd, values beyond are counted in ``below`` / ``above``.
+    ``bin_density`` = count / (n * width), directly comparable with ``normal_density``
+    (target pdf at bin centres); ``expected_counts`` = n * P(bin) under the target.
+    """
+
+    target_mean: float
+    target_sd: float
+    n: int
+    n_dropped: int
+    ks_stat: float
+    ks_pvalue: float
+    mean: Estimate
+    sd: Estimate
+    integer_share: Estimate
+    bin_edges: list[float]
+    bin_counts: list[int]
+    bin_density: list[float]
+    normal_density: list[float]
+    expected_counts: list[float]
+    below: int
+    above: int
+
+
+def gaussian_fit(
+    values: ArrayLike,
+    *,
+    mean: float = 100.0,
+    sd: float = 15.0,
+    bin_width: float = 5.0,
+    span_sd: float = 5.0,
+    confidence: float = 0.95,
+) -> GaussianFit:
+    """Fit of parsed numbers to N(mean, sd); non-finite values are dropped and counted."""
+    raw = np.asarray(values, dtype=np.float64).ravel()
+    x = raw[np.isfinite(raw)]
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("no finite values to compare with the normal")
+    if sd <= 0 or bin_width <= 0:
+        raise ValueError("sd and bin_width must be positive")
+    _check_confidence(confidence)
+    alpha = 1.0 - confidence
+    ks = stats.kstest(x, "norm", args=(mean, sd))
+    m = float(x.mean())
+    s = float(x.std(ddof=1)) if n > 1 else math.nan
+    mean_ci, sd_ci = (math.nan, math.nan), (math.nan, math.nan)
+    if n > 1:
+        half = float(stats.t.ppf(1.0 - alpha / 2.0, n - 1)) * s / math.sqrt(n)
+        mean_ci = (m - half, m + half)
+        chi_hi, chi_lo = stats.chi2.ppf([1.0 - alpha / 2.0, alpha / 2.0], n - 1)
+        sd_ci = (s * math.sqrt((n - 1) / chi_hi), s * math.sqrt((n - 1) / chi_lo))
+    half_bins = math.ceil(span_sd * sd / bin_width)
+    edges = mean + bin_width * (np.arange(-half_bins, half_bins + 2) - 0.5)
+    counts, _ = np.histogram(x, bins=edges)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    cdf = stats.norm.cdf(edges, mean, sd)
+    return GaussianFit(
+        mean, sd, n, int(raw.size - n), float(ks.statistic), float(ks.pvalue),
+        Estimate(m, *mean_ci), Estimate(s, *sd_ci),
+        Estimate(*rate_summary(int(np.sum(x == np.round(x))), n, confidence)),
+        edges.tolist(), counts.tolist(), (counts / (n * bin_width)).tolist(),
+        stats.norm.pdf(centres, mean, sd).tolist(), (n * np.diff(cdf)).tolist(),
+        int(np.sum(x < edges[0])), int(np.sum(x > edges[-1])),
+    )  # fmt: skip

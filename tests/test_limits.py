@@ -28,17 +28,64 @@ def test_initial_limit_defaults_to_sixteen_within_cap() -> None:
         AdaptiveLimiter(0)
 
 
-def test_grows_by_one_after_grow_after_successes_up_to_cap() -> None:
-    limiter = AdaptiveLimiter(6, initial=4, grow_after=3)
+def test_slow_start_grows_by_one_per_success_until_the_first_rate_limit() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(64, initial=4, grow_after=3, clock=clock)
+    for _ in range(4):
+        limiter.on_success()
+    assert limiter.limit == 8  # one round trip of 4 successes doubled it
+    limiter.on_rate_limit(None)
+    assert limiter.limit == 4
     for _ in range(2):
         limiter.on_success()
-    assert limiter.limit == 4
+    assert limiter.limit == 4  # congestion avoidance now: +1 per 3 successes
     limiter.on_success()
     assert limiter.limit == 5
+
+
+def test_grows_by_one_after_grow_after_successes_up_to_cap() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(6, initial=4, grow_after=3, clock=clock)
+    limiter.on_rate_limit(None)  # leave slow start
+    assert limiter.limit == 2
+    for _ in range(2):
+        limiter.on_success()
+    assert limiter.limit == 2
+    limiter.on_success()
+    assert limiter.limit == 3
     for _ in range(30):
         limiter.on_success()
     assert limiter.limit == 6
-    assert limiter.stats == {"cuts": 0, "grows": 2, "max_limit_seen": 6}
+    assert limiter.stats == {"cuts": 1, "grows": 4, "max_limit_seen": 6}
+
+
+def test_random_rate_limits_cut_once_per_window_not_once_per_429() -> None:
+    """10 % of requests rejected at random (not for load) must not pin the limit near 1."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(
+        64, grow_after=4, default_cooldown_s=0.05, cut_window_s=1.0,
+        pause_for_retry_after=False, clock=clock,
+    )  # fmt: skip
+    rng = random.Random(3)
+    lowest_late = 64
+    for step in range(5000):  # ~300 requests per second
+        clock.now += 1 / 300
+        if rng.random() < 0.10:
+            limiter.on_rate_limit(1.0)
+        else:
+            limiter.on_success()
+        if step > 1000:
+            lowest_late = min(lowest_late, limiter.limit)
+    assert limiter.stats["cuts"] <= 5000 / 300 + 1  # at most one per second
+    assert lowest_late >= 16
+
+
+def test_pause_for_retry_after_can_be_left_to_the_request() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, default_cooldown_s=0.05, pause_for_retry_after=False, clock=clock)
+    limiter.on_rate_limit(30.0)
+    clock.now += 0.06
+    assert not limiter.cooling_down  # new requests go on; the 429'd one waits itself
 
 
 def test_rate_limit_halves_once_per_cooldown_window() -> None:

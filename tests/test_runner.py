@@ -161,3 +161,27 @@ def test_seeds_are_per_sample_and_reproducible(tmp_path: Path) -> None:
     asyncio.run(runner.run())
     assert len(set(backend.seeds)) == 25
     assert sample_seed(7, "p=45", 0) == sample_seed(7, "p=45", 0) != sample_seed(7, "p=45", 1)
+
+
+class ReasoningBackend(ScriptedBackend):
+    """Replies like a reasoning model that ran out of tokens before its visible answer."""
+
+    async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
+        reply = await super().sample(messages, settings)
+        reply.content, reply.finish_reason = "", "length"
+        reply.meta["reasoning"] = "A 70 % coin... 0 is less likely, so I will answer 1"
+        return reply
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_answer_from_reasoning_only_when_asked_and_marked(tmp_path: Path, allowed: bool) -> None:
+    journal, experiment = _setup(tmp_path, n=3)
+    settings = RunSettings("sample", 2, False, 2.0, None, answer_from_reasoning=allowed)
+    backend = ReasoningBackend(itertools.repeat("ignored"))
+    asyncio.run(Runner(journal, "r", experiment, backend, settings, SilentReporter()).run())
+    rows = list(journal.samples("r"))
+    if allowed:
+        assert len(rows) == 15 and all(r["valid"] and r["answer"] == "1" for r in rows)
+        assert all('"answer_source": "reasoning"' in r["meta_json"] for r in rows)
+    else:  # never silently: each condition stops at its attempt cap, all truncated
+        assert len(rows) == 30 and {r["invalid_category"] for r in rows} == {"truncated"}

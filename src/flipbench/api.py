@@ -13,6 +13,7 @@ import importlib.metadata
 import platform
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 
 from flipbench import __version__
 from flipbench.config import RunConfig, default_db_path
-from flipbench.errors import BudgetReached, FlipbenchError, RunInterrupted
+from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError, RunInterrupted
+from flipbench.plan import Plan, estimate_prompt_tokens
 from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
@@ -29,6 +31,8 @@ from flipbench.runner import Runner, RunSettings
 from flipbench.store import Journal, RunRow, check_readable
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ResolvedExperiment
+
+Notify = Callable[[str], None]
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _LIBS = ("aiohttp", "numpy", "scipy", "pydantic", "xllamacpp")
@@ -45,6 +49,10 @@ class RunOutcome:
     figures: list[Path] = field(default_factory=list)
     db: Path = Path()
     retries: dict[str, int] = field(default_factory=dict)
+
+
+def _silent(text: str) -> None:
+    """The Python API's default: notices go nowhere unless the caller asks for them."""
 
 
 def run_dir(db: Path, run_id: str) -> Path:
@@ -109,11 +117,17 @@ async def _execute(
     *,
     create: bool,
     progress: bool,
+    notify: Notify,
 ) -> tuple[str, str | None, dict[str, int]]:
-    await backend.start(concurrency=config.max_concurrency, exact=config.mode == "exact")
+    concurrency = config.max_concurrency or backend.default_concurrency
+    await backend.start(concurrency=concurrency, exact=config.mode == "exact")
     try:
+        await backend.preflight()
+        versions = {**_package_versions(), "model": backend.versions()}
+        if create and config.mode == "exact" and (reason := await backend.exact_unavailable()):
+            config = _fall_back_to_sampling(config, reason, notify)
+            versions["exact_fallback"] = reason
         with Journal(db) as journal:
-            versions = {**_package_versions(), "model": backend.versions()}
             if create:
                 journal.create_run(
                     run_id=run_id,
@@ -128,19 +142,20 @@ async def _execute(
             else:
                 _check_same_model(journal.get_run(run_id), versions)
                 journal.set_status(run_id, "running")
-            settings = RunSettings(
-                mode=config.mode,
-                concurrency=config.max_concurrency if config.mode == "sample" else 1,
-                constrained=config.constrained,
-                max_attempts_factor=config.max_attempts_factor,
-                seed=config.seed,
-            )
             status = "interrupted"
             message: str | None = f"stopped; continue with --resume {run_id}"
             try:
-                reporter = reporter_for(run_id, progress)
-                runner = Runner(journal, run_id, experiment, backend, settings, reporter)
-                await runner.run()
+                try:
+                    runner = await _run_runner(
+                        journal, run_id, config, experiment, backend, concurrency, progress, notify
+                    )
+                except ExactUnavailable as exc:  # found out mid-run: the endpoint said nothing
+                    config = _fall_back_to_sampling(config, str(exc), notify)
+                    journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
+                    journal.update_versions(run_id, {**versions, "exact_fallback": str(exc)})
+                    runner = await _run_runner(
+                        journal, run_id, config, experiment, backend, concurrency, progress, notify
+                    )
                 short = runner.short_conditions
                 status = "complete" if not short else "incomplete"
                 if short:
@@ -164,6 +179,53 @@ async def _execute(
             return status, message, backend.retry_counts()
     finally:
         await backend.close()
+
+
+def _fall_back_to_sampling(config: RunConfig, reason: str, notify: Notify) -> RunConfig:
+    """Sample instead of reading probabilities, but only when the user asked for it."""
+    if not config.fallback_to_sample:
+        raise FlipbenchError(f"{reason}; use --mode sample, or add --fallback-to-sample")
+    notify(f"{reason}; sampling instead (--fallback-to-sample)")
+    return config.model_copy(update={"mode": "sample"})
+
+
+async def _run_runner(
+    journal: Journal,
+    run_id: str,
+    config: RunConfig,
+    experiment: ResolvedExperiment,
+    backend: Backend,
+    concurrency: int,
+    progress: bool,
+    notify: Notify,
+) -> Runner:
+    """Print the plan (API backends), then run every condition up to its target."""
+    settings = RunSettings(
+        mode=config.mode,
+        concurrency=concurrency * backend.tasks_per_slot,
+        constrained=config.constrained,
+        max_attempts_factor=config.max_attempts_factor,
+        seed=config.seed,
+        answer_from_reasoning=config.answer_from_reasoning,
+    )
+    reporter = reporter_for(run_id, progress)
+    runner = Runner(journal, run_id, experiment, backend, settings, reporter)
+    if backend.prints_plan:
+        calls, most = runner.plan_counts()
+        conditions = experiment.conditions()
+        max_tokens = 1 if config.mode == "exact" else experiment.max_tokens
+        notify(
+            Plan(
+                conditions=len(conditions),
+                calls=calls,
+                max_calls=most,
+                prompt_tokens=estimate_prompt_tokens(conditions[0].messages) if conditions else 0,
+                max_tokens=max_tokens,
+                pricing=await backend.pricing(),
+            ).line()
+        )
+    await runner.run()
+    return runner
 
 
 def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
@@ -193,19 +255,31 @@ def _run(
     backend: Backend,
     create: bool,
     progress: bool,
+    notify: Notify | None,
 ) -> RunOutcome:
     """Execute on a fresh event loop; Ctrl-C leaves a journaled, resumable run behind."""
     try:
-        status, message, retries = asyncio.run(
-            _execute(db, run_id, config, experiment, backend, create=create, progress=progress)
-        )
+        job = _execute(
+            db, run_id, config, experiment, backend,
+            create=create, progress=progress, notify=notify or _silent,
+        )  # fmt: skip
+        status, message, retries = asyncio.run(job)
     except KeyboardInterrupt:
         raise RunInterrupted(run_id) from None
     return _finish(db, run_id, status, message, retries)
 
 
-def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = False) -> RunOutcome:
-    """Validate, then run an experiment; every completed request is journaled as it lands."""
+def start_run(
+    config: RunConfig,
+    db: Path | None = None,
+    *,
+    progress: bool = False,
+    notify: Notify | None = None,
+) -> RunOutcome:
+    """Validate, then run an experiment; every completed request is journaled as it lands.
+
+    `notify` receives one-line notices meant for a person (the plan of an API run, a fallback).
+    """
     db = db or default_db_path()
     experiment, cls = _resolve(config)
     _check_db(db)
@@ -215,7 +289,8 @@ def start_run(config: RunConfig, db: Path | None = None, *, progress: bool = Fal
         with Journal(db, create=False) as journal:
             if run_id in {r.run_id for r in journal.list_runs()}:
                 raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
-    return _run(db, run_id, config, experiment, cls.from_config(config), True, progress)
+    backend = cls.from_config(config)
+    return _run(db, run_id, config, experiment, backend, True, progress, notify)
 
 
 def resume_run(
@@ -225,6 +300,7 @@ def resume_run(
     progress: bool = False,
     max_cost: float | None = None,
     max_concurrency: int | None = None,
+    notify: Notify | None = None,
 ) -> RunOutcome:
     """Top every condition of a stopped run up to N valid samples; never replays or duplicates.
 
@@ -242,7 +318,7 @@ def resume_run(
     if run.status == "complete":
         return _finish(db, run_id, run.status, "already complete")
     backend = backend_class(config.model).from_config(config)
-    return _run(db, run_id, config, experiment, backend, False, progress)
+    return _run(db, run_id, config, experiment, backend, False, progress, notify)
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

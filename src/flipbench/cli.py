@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from flipbench import api
-from flipbench.config import DEFAULT_DB, RunConfig
+from flipbench.config import DEFAULT_DB, RunConfig, load_env_file
 from flipbench.errors import FlipbenchError, RunInterrupted
+from flipbench.progress import note
 from flipbench.results import RunResults
 
 app = typer.Typer(
@@ -95,6 +96,8 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     out.print(table)
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
     out.print(f"S = {_num(results.s)}{interval}")
+    if results.cost_usd is not None:
+        out.print(f"cost: ${results.cost_usd:.4f} over {results.n_requests:,} requests")
     if run.message:
         out.print(f"note: {run.message}")
 
@@ -173,7 +176,9 @@ def run(
     prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
     system_prompt: Annotated[str | None, typer.Option()] = None,
     constrained: Annotated[bool, typer.Option(help="enforce the answer space")] = False,
-    max_concurrency: Annotated[int, typer.Option()] = 4,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="requests in flight (default 4 local, 64 API)")
+    ] = None,
     max_attempts_factor: Annotated[float, typer.Option(help="attempt cap, × N")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="base of per-sample seeds")] = None,
     max_cost: Annotated[
@@ -185,6 +190,15 @@ def run(
         list[str] | None,
         typer.Option("--model-option", "-M", help="extra request field key=value (JSON value)"),
     ] = None,
+    answer_from_reasoning: Annotated[
+        bool, typer.Option(help="empty reply: take the last answer in the reasoning (recorded)")
+    ] = False,
+    fallback_to_sample: Annotated[
+        bool, typer.Option(help="sample if the endpoint gives no top_logprobs for --mode exact")
+    ] = False,
+    env_file: Annotated[
+        Path | None, typer.Option(help=".env file with API keys (the environment wins)")
+    ] = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
     progress: Annotated[bool, typer.Option(help="show progress")] = True,
@@ -192,12 +206,14 @@ def run(
 ) -> None:
     """Run an experiment (or --resume a stopped run)."""
     try:
+        if env_file is not None:
+            load_env_file(env_file)
         if resume is not None:
             if experiment is not None:
                 raise FlipbenchError("--resume continues a stored run; give no experiment")
             outcome = api.resume_run(
-                resume, db, progress=progress, max_cost=max_cost,
-                max_concurrency=max_concurrency if max_concurrency != 4 else None,
+                resume, db, progress=progress, max_cost=max_cost, notify=note,
+                max_concurrency=max_concurrency,
             )  # fmt: skip
         else:
             if experiment is None:
@@ -223,9 +239,11 @@ def run(
                 timeout_s=timeout,
                 max_retries=max_retries,
                 model_options=_model_options(model_option or []),
+                answer_from_reasoning=answer_from_reasoning,
+                fallback_to_sample=fallback_to_sample,
                 run_id=run_id,
             )
-            outcome = api.start_run(config, db, progress=progress)
+            outcome = api.start_run(config, db, progress=progress, notify=note)
     except RunInterrupted as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(code=130) from None

@@ -8,10 +8,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flipbench.errors import FlipbenchError
+
 DEFAULT_DB = "flipbench.db"
 DEFAULT_MODEL = "local/smollm2"
 
 Mode = Literal["sample", "exact"]
+
+
+def load_env_file(path: Path) -> list[str]:
+    """Set API keys and URLs from a `.env` file the user points to; returns the names set.
+
+    Variables already in the environment win (as with python-dotenv's default), and values are
+    never echoed: a key must not reach a log or an error message.
+    """
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        raise FlipbenchError(f"env file {path} does not exist")
+    try:
+        values = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlipbenchError(f"cannot read env file {path}: {type(exc).__name__}") from None
+    loaded = []
+    for name, value in values.items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
 
 
 def default_db_path() -> Path:
@@ -37,7 +61,12 @@ class RunConfig(BaseModel):
     constrained: bool = Field(
         default=False, description="enforce the answer space with a grammar/structured output"
     )
-    max_concurrency: int = Field(default=4, ge=1, description="requests in flight at once")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="requests in flight at once (default: the backend's, 4 local, 64 API)",
+    )
     max_attempts_factor: float = Field(
         default=5.0,
         ge=1.0,
@@ -51,6 +80,13 @@ class RunConfig(BaseModel):
     max_retries: int = Field(default=8, ge=0, le=100, description="retries of one request")
     model_options: dict[str, Any] = Field(
         default_factory=dict, description="extra request-body fields (-M key=value)"
+    )
+    answer_from_reasoning: bool = Field(
+        default=False,
+        description="when the visible reply is empty, take the last answer in the reasoning text",
+    )
+    fallback_to_sample: bool = Field(
+        default=False, description="if exact mode is unavailable on the endpoint, sample instead"
     )
     seed: int | None = Field(
         default=None, description="base seed; each sample gets its own derived seed when set"

@@ -25,3 +25,7 @@ class BudgetReached(FlipbenchError):
     def __init__(self, spent: float, limit: float) -> None:
         super().__init__(f"budget reached: spent ${spent:.4f} of ${limit:.4f}")
         self.spent, self.limit = spent, limit
+
+
+class ExactUnavailable(FlipbenchError):
+    """The endpoint returns no next-token probabilities, so exact mode cannot run on it."""

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-__all__ = ["InvalidCategory", "ParsedAnswer", "answer_regex", "parse_answer"]
+__all__ = [
+    "NO_LOGPROBS",
+    "InvalidCategory",
+    "ParsedAnswer",
+    "answer_regex",
+    "parse_answer",
+    "parse_last_answer",
+]
+
+#: Exact mode asked for top_logprobs and the endpoint returned none (set by backends).
+NO_LOGPROBS = "no_logprobs"
 
 
 class InvalidCategory(StrEnum):
@@ -115,3 +125,15 @@ def parse_answer(
     return ParsedAnswer(
         None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.UNPARSEABLE
     )
+
+
+def parse_last_answer(text: str | None, answers: Sequence[str]) -> ParsedAnswer:
+    """The last whole-token answer mentioned in free text (reasoning, or a reply that argues
+    before it chooses): earlier mentions are the deliberation, the last one is the choice."""
+    if text is None or not text.strip():
+        return ParsedAnswer(None, InvalidCategory.EMPTY)
+    matches = list(answer_regex(answers).finditer(text))
+    group = matches[-1].lastgroup if matches else None
+    if group is None:
+        return ParsedAnswer(None, InvalidCategory.UNPARSEABLE)
+    return ParsedAnswer(answers[int(group[1:])], None)

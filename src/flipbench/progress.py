@@ -19,8 +19,18 @@ from rich.progress import (
 
 class Reporter(Protocol):
     def start(self, total: int, done: int) -> None: ...
-    def update(self, done: int, requests: int, invalid: int) -> None: ...
+    def update(self, done: int, requests: int, invalid: int, cost: float = 0.0) -> None: ...
     def stop(self) -> None: ...
+
+
+def note(text: str) -> None:
+    """A one-line notice for a person (the plan of a paid run), on stderr beside progress."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _cost(cost: float) -> str:
+    """Cost so far, shown only once something was paid (local runs cost nothing)."""
+    return f"${cost:.4f}" if cost > 0 else ""
 
 
 class SilentReporter:
@@ -29,7 +39,7 @@ class SilentReporter:
     def start(self, total: int, done: int) -> None:
         pass
 
-    def update(self, done: int, requests: int, invalid: int) -> None:
+    def update(self, done: int, requests: int, invalid: int, cost: float = 0.0) -> None:
         pass
 
     def stop(self) -> None:
@@ -42,6 +52,7 @@ class LineReporter:
     def __init__(self, label: str, every_s: float = 5.0) -> None:
         self.label, self.every_s = label, every_s
         self.total = self.done = self.requests = self.invalid = 0
+        self.cost = 0.0
         self._last = 0.0
         self._t0 = time.monotonic()
 
@@ -49,8 +60,8 @@ class LineReporter:
         self.total, self.done, self._t0 = total, done, time.monotonic()
         self._print()
 
-    def update(self, done: int, requests: int, invalid: int) -> None:
-        self.done, self.requests, self.invalid = done, requests, invalid
+    def update(self, done: int, requests: int, invalid: int, cost: float = 0.0) -> None:
+        self.done, self.requests, self.invalid, self.cost = done, requests, invalid, cost
         if time.monotonic() - self._last >= self.every_s:
             self._print()
 
@@ -62,7 +73,7 @@ class LineReporter:
         elapsed = self._last - self._t0
         print(
             f"{self.label}: {self.done}/{self.total} valid, {self.requests} requests,"
-            f" {self.invalid} invalid, {elapsed:.0f}s",
+            f" {self.invalid} invalid, {_cost(self.cost) or '$0'}, {elapsed:.0f}s",
             file=sys.stderr,
             flush=True,
         )
@@ -77,20 +88,23 @@ class BarReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[requests]} requests, {task.fields[invalid]} invalid"),
+            TextColumn("{task.fields[cost]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=False,
         )
-        self._task = self._progress.add_task(label, total=1, requests=0, invalid=0)
+        self._task = self._progress.add_task(label, total=1, requests=0, invalid=0, cost="")
 
     def start(self, total: int, done: int) -> None:
         self._progress.update(self._task, total=total, completed=done)
         self._progress.start()
 
-    def update(self, done: int, requests: int, invalid: int) -> None:
-        self._progress.update(self._task, completed=done, requests=requests, invalid=invalid)
+    def update(self, done: int, requests: int, invalid: int, cost: float = 0.0) -> None:
+        self._progress.update(
+            self._task, completed=done, requests=requests, invalid=invalid, cost=_cost(cost)
+        )
 
     def stop(self) -> None:
         self._progress.stop()

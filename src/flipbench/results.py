@@ -47,6 +47,7 @@ class RunResults:
     conditions: list[ConditionResult]
     s: float
     s_ci: tuple[float, float]
+    cost_usd: float | None = None  # sum of the providers' usage.cost; None when none reported
 
     @property
     def n_requests(self) -> int:
@@ -72,6 +73,7 @@ class RunResults:
                 "versions": self.run.versions,
                 "conditions": rows,
                 "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
+                "cost_usd": self.cost_usd,
             }
         )
         return view
@@ -98,9 +100,12 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     totals: Counter[str] = Counter()
     invalid: dict[str, Counter[str]] = {}
     exact_rows: dict[str, Any] = {}
+    costs: list[float] = []
     for row in journal.samples(run_id):
         key = row["condition"]
         totals[key] += 1
+        if row["cost"] is not None:
+            costs.append(row["cost"])
         if row["valid"]:
             if exact:
                 exact_rows[key] = row
@@ -141,4 +146,4 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         s_ci = bootstrap_step_likeness(
             [c.p for c in usable], [c.k for c in usable], [c.n_valid for c in usable]
         )
-    return RunResults(run, experiment, conditions, s, s_ci)
+    return RunResults(run, experiment, conditions, s, s_ci, math.fsum(costs) if costs else None)

@@ -12,8 +12,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from flipbench.errors import FlipbenchError
-from flipbench.parse import InvalidCategory, parse_answer
+from flipbench.errors import ExactUnavailable, FlipbenchError
+from flipbench.parse import NO_LOGPROBS, InvalidCategory, parse_answer, parse_last_answer
 from flipbench.progress import Reporter
 from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
 from flipbench.store import Journal, SampleRecord
@@ -48,6 +48,7 @@ class RunSettings:
     constrained: bool
     max_attempts_factor: float
     seed: int | None
+    answer_from_reasoning: bool = False
 
 
 def sample_seed(base: int, condition: str, index: int) -> int:
@@ -84,6 +85,13 @@ class Runner:
         self._consecutive_errors = 0
         self.requests = 0
         self.invalid = 0
+        self.cost = 0.0
+
+    def plan_counts(self) -> tuple[int, int]:
+        """Calls still needed if every reply is valid, and the most the attempt caps allow."""
+        needed = sum(max(0, s.target - s.valid) for s in self.states)
+        most = sum(max(0, s.max_attempts - s.total) for s in self.states if s.valid < s.target)
+        return needed, most
 
     @property
     def done(self) -> int:
@@ -144,7 +152,12 @@ class Runner:
                     self._cond.notify_all()
             self.requests += 1
             self.invalid += int(not record.valid)
-            self.reporter.update(self.done, self.requests, self.invalid)
+            self.cost += record.cost or 0.0
+            self.reporter.update(self.done, self.requests, self.invalid, self.cost)
+            if record.invalid_category == NO_LOGPROBS:
+                raise ExactUnavailable(
+                    f"{self.backend.model} returned no top_logprobs, so exact mode cannot run"
+                )
             self._check_errors(record)
 
     def _check_errors(self, record: SampleRecord) -> None:
@@ -177,6 +190,17 @@ class Runner:
             record.invalid_category = reply.invalid_category
         elif reply.ok:
             parsed = parse_answer(reply.content, self.experiment.answers, reply.finish_reason)
+            reasoning = reply.meta.get("reasoning")
+            if (
+                self.settings.answer_from_reasoning
+                and parsed.category in (InvalidCategory.EMPTY, InvalidCategory.TRUNCATED)
+                and isinstance(reasoning, str)
+            ):
+                # Opt-in only, and marked on the sample: the visible reply held no answer.
+                from_reasoning = parse_last_answer(reasoning, self.experiment.answers)
+                if from_reasoning.valid:
+                    parsed = from_reasoning
+                    record.meta["answer_source"] = "reasoning"
             record.answer = parsed.answer
             record.valid = parsed.valid
             record.invalid_category = None if parsed.category is None else str(parsed.category)
@@ -184,6 +208,9 @@ class Runner:
 
     def _exact_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
         record = _base_record(condition, index, reply)
+        if reply.ok and reply.invalid_category == NO_LOGPROBS:
+            record.invalid_category = NO_LOGPROBS
+            return record
         if not reply.ok or reply.answer_logprobs is None:
             return record
         dist = exact_distribution(reply.answer_logprobs, self.experiment.temperature)

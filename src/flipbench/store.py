@@ -218,6 +218,13 @@ class Journal:
             (status, message, pid, now(), run_id),
         )
 
+    def set_mode(self, run_id: str, mode: str, config: dict[str, Any]) -> None:
+        """Exact mode fell back to sampling (only when the user allowed it): record the change."""
+        self._db.execute(
+            "UPDATE runs SET mode = ?, config_json = ?, updated_at = ? WHERE run_id = ?",
+            (mode, json.dumps(config, sort_keys=True), now(), run_id),
+        )
+
     def update_versions(self, run_id: str, versions: dict[str, Any]) -> None:
         self._db.execute(
             "UPDATE runs SET versions_json = ?, updated_at = ? WHERE run_id = ?",

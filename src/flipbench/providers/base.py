@@ -82,6 +82,14 @@ def exact_distribution(
     return ExactDistribution(raw, coverage, {a: w / total for a, w in weights.items()})
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """Catalogue prices, USD per token."""
+
+    prompt: float
+    completion: float
+
+
 class Backend(ABC):
     """A model behind one interface: sampled replies and, where possible, exact distributions."""
 
@@ -90,6 +98,15 @@ class Backend(ABC):
     supports_constrained: ClassVar[bool] = False
     # A backend-specific default for max_tokens when the user sets none (API reasoning models).
     default_max_tokens: ClassVar[int | None] = None
+    # Requests in flight when the user sets no --max-concurrency: a local model shares two
+    # cores, an API absorbs many (the adaptive limiter still cuts it on rate limits).
+    default_concurrency: ClassVar[int] = 4
+    # Runner tasks per allowed in-flight request. An API backend keeps a task through retries,
+    # backoff sleeps and hung requests, all outside its concurrency limiter's count or waiting
+    # on it; with one task per slot those would starve the limiter of work.
+    tasks_per_slot: ClassVar[int] = 1
+    # Print calls and estimated cost before running (API backends, where calls cost money).
+    prints_plan: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -98,6 +115,17 @@ class Backend(ABC):
     def from_config(cls, config: RunConfig) -> Backend:
         """Build the backend with the run's options (API backends read budget, timeouts…)."""
         return cls(config.model)
+
+    async def preflight(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
+        """Refuse before any paid request what is known to fail (an unknown model name)."""
+
+    async def pricing(self) -> Pricing | None:
+        """USD per prompt/completion token from the provider's catalogue (None: free/unknown)."""
+        return None
+
+    async def exact_unavailable(self) -> str | None:
+        """Why exact mode cannot run on this model (None: it can, as far as can be told)."""
+        return None
 
     def retry_counts(self) -> dict[str, int]:
         """Retries made so far, by failure class (empty for backends that never retry)."""

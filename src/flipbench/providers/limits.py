@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 class AdaptiveLimiter:
     """AIMD concurrency limit: +1 after every `grow_after` consecutive successes, halve on a rate
     limit, never below 1 nor above `cap`; after a rate limit no new request starts before the
-    cooldown ends (at least Retry-After, else `default_cooldown_s`).
+    cooldown ends (Retry-After when `pause_for_retry_after`, at least `default_cooldown_s`).
+
+    The limit halves at most once per cut window (`cut_window_s`, stretched to Retry-After): the
+    429s of requests already in flight when the first arrived say nothing new, and a provider
+    that rejects a share of requests at random must not pin the limit near 1 (TCP, likewise,
+    cuts once per round trip, not once per lost packet). Until the first rate limit it grows by
+    one per success (TCP's slow start: the limit doubles every round trip), so a run against a
+    provider that never pushes back reaches the cap within a few round trips.
 
     Waiters queue FIFO on futures (as asyncio.Semaphore does) rather than on an asyncio.Condition:
     `release`, `on_success` and `on_rate_limit` are synchronous, and Condition.notify needs its
@@ -35,6 +42,8 @@ class AdaptiveLimiter:
         initial: int | None = None,
         grow_after: int = 4,
         default_cooldown_s: float = 1.0,
+        cut_window_s: float | None = None,
+        pause_for_retry_after: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cap < 1 or grow_after < 1:
@@ -43,6 +52,10 @@ class AdaptiveLimiter:
         self._limit = max(1, min(cap, 16 if initial is None else initial))
         self.grow_after = grow_after
         self.default_cooldown_s = default_cooldown_s
+        self.cut_window_s = default_cooldown_s if cut_window_s is None else cut_window_s
+        self.pause_for_retry_after = pause_for_retry_after
+        self._no_cut_until = -math.inf
+        self._slow_start = True
         self._clock = clock
         self._inflight = 0
         self._successes = 0
@@ -98,7 +111,7 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         self._successes += 1
-        if self._successes >= self.grow_after:
+        if self._slow_start or self._successes >= self.grow_after:
             self._successes = 0
             if self._limit < self.cap:
                 self._limit += 1
@@ -107,14 +120,17 @@ class AdaptiveLimiter:
                 self._wake()
 
     def on_rate_limit(self, retry_after_s: float | None) -> None:
-        """Halve once per cooldown window: the 429s of requests already in flight when the first
-        arrived say nothing new and must not collapse the limit to 1."""
+        """Halve (once per cut window) and pause new starts for the cooldown."""
         now = self._clock()
-        if now >= self._cooldown_until:
+        server_wait = retry_after_s or 0.0
+        self._slow_start = False
+        if now >= self._no_cut_until:
             self._limit = max(1, self._limit // 2)
             self.stats["cuts"] += 1
+            self._no_cut_until = now + max(server_wait, self.cut_window_s)
         self._successes = 0
-        cooldown = max(retry_after_s or 0.0, self.default_cooldown_s)
+        pause = server_wait if self.pause_for_retry_after else 0.0
+        cooldown = max(pause, self.default_cooldown_s)
         self._cooldown_until = max(self._cooldown_until, now + cooldown)
 
     def _wake(self) -> None:

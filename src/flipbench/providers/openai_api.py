@@ -10,6 +10,7 @@ header, so they never reach a journaled request body.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flipbench.errors import BackendFatalError, BudgetReached, FlipbenchError
-from flipbench.providers.base import Backend, Message, Reply, SampleSettings
+from flipbench.parse import NO_LOGPROBS
+from flipbench.providers.base import Backend, Message, Pricing, Reply, SampleSettings
 from flipbench.providers.failures import FailureKind
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import ChatClient, answer_logprobs, to_reply
@@ -54,21 +56,36 @@ class OpenAICompatibleBackend(Backend):
     prefix: ClassVar[str] = "openai-api"
     supports_exact: ClassVar[bool] = True
     default_max_tokens: ClassVar[int | None] = API_MAX_TOKENS
+    default_concurrency: ClassVar[int] = 64
+    tasks_per_slot: ClassVar[int] = 4
+    prints_plan: ClassVar[bool] = True
     extra_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, model: str, options: ApiOptions | None = None) -> None:
         super().__init__(model)
         self.options = options or ApiOptions()
         self.base_url, self._key, self.remote_model = self._endpoint(model)
-        # A 429 halves concurrency at most once per short window, and the rate-limited request
-        # itself waits at least Retry-After before its retry; other requests go on. A global
-        # pause of Retry-After on every 429 made a run with 10 % random 429s six times slower.
-        self.limiter = AdaptiveLimiter(self.options.max_concurrency, default_cooldown_s=0.05)
+        # A 429 halves concurrency at most once per Retry-After (≥ 1 s), and the rate-limited
+        # request itself waits at least Retry-After before its retry; other requests go on after
+        # a short pause. A global pause of Retry-After on every 429 made a run with 10 % random
+        # 429s six times slower, and a cut per 429 pinned the limit at 2–4.
+        # It starts at 4 in flight (slow start doubles that every round trip), so a bad key or
+        # an unknown model costs at most 4 calls before the first reply stops everything.
+        self.limiter = AdaptiveLimiter(
+            self.options.max_concurrency,
+            initial=4,
+            default_cooldown_s=0.05,
+            cut_window_s=1.0,
+            pause_for_retry_after=False,
+        )
         self.backoff = Backoff()
         self.budget = Budget(self.options.max_cost_usd)
         self.retries: Counter[str] = Counter()
         self._client: ChatClient | None = None
         self._fatal: str | None = None
+        self._catalogue: dict[str, Any] | None = None
+        self._catalogue_read = False
+        self._catalogue_ids: list[str] = []
 
     @classmethod
     def _endpoint(cls, model: str) -> tuple[str, str | None, str]:
@@ -91,7 +108,7 @@ class OpenAICompatibleBackend(Backend):
     @classmethod
     def from_config(cls, config: RunConfig) -> Backend:
         options = ApiOptions(
-            max_concurrency=config.max_concurrency,
+            max_concurrency=config.max_concurrency or cls.default_concurrency,
             max_cost_usd=config.max_cost,
             timeout_s=config.timeout_s,
             max_retries=config.max_retries,
@@ -117,6 +134,33 @@ class OpenAICompatibleBackend(Backend):
     def versions(self) -> dict[str, Any]:
         return {"model": self.model, "remote_model": self.remote_model, "base_url": self.base_url}
 
+    async def catalogue_entry(self) -> dict[str, Any] | None:
+        """This model's entry of `GET /models` (prices, supported parameters), read once."""
+        assert self._client is not None, "backend not started"
+        if not self._catalogue_read:
+            self._catalogue_read = True
+            data = await self._client.get_json("models")
+            models = data.get("data") if isinstance(data, dict) else None
+            for entry in models if isinstance(models, list) else []:
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                    self._catalogue_ids.append(entry["id"])
+                    if entry["id"] == self.remote_model:
+                        self._catalogue = entry
+        return self._catalogue
+
+    async def pricing(self) -> Pricing | None:
+        prices = (await self.catalogue_entry() or {}).get("pricing") or {}
+        try:
+            return Pricing(float(prices["prompt"]), float(prices["completion"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    async def exact_unavailable(self) -> str | None:
+        params = (await self.catalogue_entry() or {}).get("supported_parameters")
+        if isinstance(params, list) and "top_logprobs" not in params:
+            return f"{self.remote_model} does not list top_logprobs among its supported parameters"
+        return None
+
     def _body(
         self, messages: Sequence[Message], temperature: float, max_tokens: int
     ) -> dict[str, Any]:
@@ -139,6 +183,8 @@ class OpenAICompatibleBackend(Backend):
             if self.budget.reached:
                 raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
             async with self.limiter.slot():
+                if self._fatal is not None:  # decided while this call waited for its slot
+                    raise BackendFatalError(self._fatal)
                 exchange = await self._client.post(body)
             failure = exchange.failure()
             if failure is None:
@@ -153,7 +199,7 @@ class OpenAICompatibleBackend(Backend):
                 self._fatal = f"{self.model}: {failure.message}"
                 raise BackendFatalError(self._fatal)
             if failure.kind is FailureKind.RATE_LIMIT:
-                self.limiter.on_rate_limit(None)
+                self.limiter.on_rate_limit(failure.retry_after_s)
             counts[failure.kind.value] += 1
             self.retries[failure.kind.value] += 1
             attempt += 1
@@ -177,9 +223,8 @@ class OpenAICompatibleBackend(Backend):
         if not reply.ok:
             return reply
         if not (reply.response.get("choices") or [{}])[0].get("logprobs"):
-            raise FlipbenchError(
-                f"{self.model} returned no logprobs, so exact mode cannot run; use --mode sample"
-            )
+            reply.invalid_category = NO_LOGPROBS  # journaled; the runner then stops exact mode
+            return reply
         found, missing = answer_logprobs(reply.response, answers)
         reply.answer_logprobs = found
         reply.meta["top_logprobs"] = API_TOP_LOGPROBS
@@ -207,6 +252,13 @@ class OpenRouterBackend(OpenAICompatibleBackend):
 
     prefix: ClassVar[str] = "openrouter"
     extra_headers: ClassVar[dict[str, str]] = {"X-OpenRouter-Cache": "false"}
+
+    async def preflight(self) -> None:
+        """A name missing from a readable catalogue is a typo: say so before any paid call."""
+        if await self.catalogue_entry() is None and self._catalogue_ids:
+            close = difflib.get_close_matches(self.remote_model, self._catalogue_ids, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise FlipbenchError(f"OpenRouter has no model {self.remote_model!r}{hint}")
 
     @classmethod
     def _endpoint(cls, model: str) -> tuple[str, str | None, str]:

@@ -52,7 +52,8 @@ class ChatClient:
         timeout_s: float = 120.0,
         max_connections: int = 64,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -85,6 +86,18 @@ class ChatClient:
         except json.JSONDecodeError:
             data = None
         return Exchange(body, status, headers, text, data, None, time.perf_counter() - started)
+
+    async def get_json(self, path: str) -> Any:
+        """GET `<base>/<path>` as JSON, or None on any failure (catalogue lookups are optional)."""
+        assert self._session is not None, "ChatClient.start() was not called"
+        headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        try:
+            async with self._session.get(f"{self.base_url}/{path}", headers=headers) as resp:
+                if resp.status != 200:
+                    return None
+                return json.loads(await resp.text(errors="replace"))
+        except (TimeoutError, aiohttp.ClientError, OSError, json.JSONDecodeError):
+            return None
 
     async def chat(self, body: dict[str, Any]) -> Reply:
         """One request read into a Reply (no retries: callers that want them wrap this)."""

@@ -99,6 +99,7 @@ class FaultConfig:
     api_key: str | None = None
     cost_per_call: float = 0.00001
     record_bodies: bool = False
+    logprobs: bool = True  # False: like providers that return null logprobs without an error
 
 
 def _error(
@@ -307,7 +308,7 @@ class FaultServer:
             "native_finish_reason": finish,
             "message": {"role": "assistant", "content": answer, "reasoning": reasoning},
         }
-        if body.get("logprobs") is True:
+        if body.get("logprobs") is True and cfg.logprobs:
             choice["logprobs"] = _logprobs(answer, p1, body.get("top_logprobs"))
         reply.update(choices=[choice], usage=usage)
         return _json(reply, headers=headers)

@@ -25,6 +25,7 @@ def test_category_values_are_stable() -> None:
         "UNPARSEABLE": "unparseable",
         "AMBIGUOUS": "ambiguous",
         "ERROR": "error",
+        "WRONG_COUNT": "wrong_count",
     }
     assert InvalidCategory("ambiguous") is InvalidCategory.AMBIGUOUS
     assert f"{InvalidCategory.ERROR}" == "error"

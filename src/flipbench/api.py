@@ -85,10 +85,16 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
         n=config.n,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
+        d=config.d,
     )
     cls = backend_class(config.model)
     if config.max_tokens is None and cls.default_max_tokens is not None:
-        experiment = experiment.model_copy(update={"max_tokens": cls.default_max_tokens})
+        budget = max(experiment.max_tokens, cls.default_max_tokens)
+        experiment = experiment.model_copy(update={"max_tokens": budget})
+    if config.mode == "exact" and not experiment.exact:
+        raise FlipbenchError(
+            f"{experiment.name} answers are not one token of a known set; use --mode sample"
+        )
     if config.mode == "exact" and not cls.supports_exact:
         raise FlipbenchError(f"{config.model} gives no next-token probabilities; use --mode sample")
     if config.mode == "exact" and config.constrained:

@@ -82,20 +82,31 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     table = Table(
         title=f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
     )
-    for name in ("p %", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
+    experiment = results.experiment
+    label = "p %" if experiment.builder_kind == "flip" else "condition"
+    rate = f'P("{experiment.first}")' if experiment.first else "rate"
+    if experiment.kind in ("d-flips", "chained"):
+        rate = "Mean(r)"
+    elif experiment.kind in ("word-pair",):
+        rate = "first word"
+    for name in (label, rate, "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
         table.add_column(name, justify="right")
     if run.mode == "exact":
         table.add_column("coverage", justify="right")
     for c, row in zip(results.conditions, rows, strict=True):
         invalid = ", ".join(f"{k} {v}" for k, v in sorted(c.invalid.items())) or "0"
-        cells = [c.condition.removeprefix("p="), _num(c.rate), _num(c.ci_low), _num(c.ci_high),
+        name = c.value if label == "p %" else c.condition
+        cells = [name, _num(c.rate), _num(c.ci_low), _num(c.ci_high),
                  str(c.n_valid), str(c.n_total), invalid]  # fmt: skip
         if "coverage" in row:
             cells.append(_num(c.coverage, 4))
         table.add_row(*cells)
     out.print(table)
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
-    out.print(f"S = {_num(results.s)}{interval}")
+    if not math.isnan(results.s):
+        out.print(f"S = {_num(results.s)}{interval}")
+    for line in results.lines:
+        out.print(line)
     if results.cost_usd is not None:
         out.print(f"cost: ${results.cost_usd:.4f} over {results.n_requests:,} requests")
     if run.message:
@@ -171,6 +182,7 @@ def run(
         str | None, typer.Option("--p", help="explicit p values in percent, e.g. 10,30,49.5")
     ] = None,
     mode: Annotated[str, typer.Option(help="sample | exact")] = "sample",
+    d: Annotated[int | None, typer.Option("--d", help="flips per reply (d-flips)")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option()] = None,
     prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
@@ -226,6 +238,7 @@ def run(
                 mode=mode,  # type: ignore[arg-type]
                 n=n,
                 grid=grid,
+                d=d,
                 p_values=[v for v in p.split(",") if v.strip()] if p is not None else None,
                 temperature=temperature,
                 max_tokens=max_tokens,

@@ -54,6 +54,7 @@ class RunConfig(BaseModel):
     n: int | None = Field(default=None, description="valid samples per condition")
     grid: str | None = Field(default=None, description="named grid of the experiment")
     p_values: list[str] | None = Field(default=None, description="explicit p values, in percent")
+    d: int | None = Field(default=None, description="tokens per reply (d-flips)")
     temperature: float | None = None
     max_tokens: int | None = None
     prompt: str | None = Field(default=None, description="prompt template with {p} and {q}")

@@ -23,6 +23,9 @@ __all__ = [
     "answer_regex",
     "parse_answer",
     "parse_last_answer",
+    "parse_number",
+    "parse_reply",
+    "parse_tokens",
 ]
 
 #: Exact mode asked for top_logprobs and the endpoint returned none (set by backends).
@@ -37,6 +40,7 @@ class InvalidCategory(StrEnum):
     UNPARSEABLE = "unparseable"  # content present, no answer of the space as a whole token
     AMBIGUOUS = "ambiguous"  # two or more different answers of the space appear
     ERROR = "error"  # the request itself failed (set by callers, never by parse_answer)
+    WRONG_COUNT = "wrong_count"  # a D-token reply with more or fewer than D answer tokens
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ def _token(answer: str) -> str:
     return r"\s+".join(re.escape(part) for part in answer.split())
 
 
-@lru_cache(maxsize=64)
-def _compile(answers: tuple[str, ...]) -> re.Pattern[str]:
+@lru_cache(maxsize=256)
+def _compile(answers: tuple[str, ...], case_sensitive: bool = False) -> re.Pattern[str]:
     if not answers:
         raise ValueError("answer space is empty")
     seen: dict[str, str] = {}
@@ -89,10 +93,11 @@ def _compile(answers: tuple[str, ...]) -> re.Pattern[str]:
     # Longest first, so a multi-word answer wins over a shorter answer it contains.
     groups.sort(key=lambda g: -len(g[1]))
     alternation = "|".join(f"(?P<a{i}>{_token(a)})" for i, a in groups)
-    return re.compile(f"{_BEFORE}(?:{alternation}){_AFTER}", re.IGNORECASE)
+    flags = 0 if case_sensitive else re.IGNORECASE
+    return re.compile(f"{_BEFORE}(?:{alternation}){_AFTER}", flags)
 
 
-def answer_regex(answers: Sequence[str]) -> re.Pattern[str]:
+def answer_regex(answers: Sequence[str], case_sensitive: bool = False) -> re.Pattern[str]:
     """Compiled (and cached) whole-token pattern for an answer space.
 
     A match's `lastgroup` is "a<i>", where answers[i] is the canonical answer it matched.
@@ -100,7 +105,7 @@ def answer_regex(answers: Sequence[str]) -> re.Pattern[str]:
     """
     if isinstance(answers, str):
         raise TypeError("answers must be a sequence of answer strings, not one string")
-    return _compile(tuple(answers))
+    return _compile(tuple(answers), case_sensitive)
 
 
 def parse_answer(
@@ -127,13 +132,88 @@ def parse_answer(
     )
 
 
-def parse_last_answer(text: str | None, answers: Sequence[str]) -> ParsedAnswer:
+def parse_last_answer(
+    text: str | None, answers: Sequence[str], finish_reason: str | None = None
+) -> ParsedAnswer:
     """The last whole-token answer mentioned in free text (reasoning, or a reply that argues
-    before it chooses): earlier mentions are the deliberation, the last one is the choice."""
+    before it chooses): earlier mentions are the deliberation, the last one is the choice.
+
+    Single-letter options ("A"/"B") match case-sensitively: "a" is an article, not gene A.
+    """
     if text is None or not text.strip():
-        return ParsedAnswer(None, InvalidCategory.EMPTY)
-    matches = list(answer_regex(answers).finditer(text))
+        truncated = finish_reason == "length"
+        return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
+    letters = all(len(a) == 1 and a.isalpha() for a in answers)
+    matches = list(answer_regex(answers, case_sensitive=letters).finditer(text))
     group = matches[-1].lastgroup if matches else None
     if group is None:
-        return ParsedAnswer(None, InvalidCategory.UNPARSEABLE)
+        category = InvalidCategory.TRUNCATED if finish_reason == "length" else None
+        return ParsedAnswer(None, category or InvalidCategory.UNPARSEABLE)
     return ParsedAnswer(answers[int(group[1:])], None)
+
+
+_TOKEN_SPLIT = re.compile(r"[\s,;]+")
+_WRAPPING = "`*_\"'.[](){}"
+
+
+def parse_tokens(
+    content: str | None, answers: Sequence[str], d: int, finish_reason: str | None = None
+) -> ParsedAnswer:
+    """A reply of exactly D answer tokens ("1 0 1"), stored space-joined.
+
+    Chosen (experiments.md): a reply is valid only with exactly D tokens, each an answer;
+    nothing is padded, truncated or guessed. Separators may be spaces, commas or semicolons.
+    """
+    truncated = finish_reason == "length"
+    if content is None or not content.strip():
+        return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
+    tokens = [t.strip(_WRAPPING) for t in _TOKEN_SPLIT.split(content.strip())]
+    tokens = [t for t in tokens if t]
+    if not tokens or any(t not in answers for t in tokens):
+        return ParsedAnswer(
+            None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.UNPARSEABLE
+        )
+    if len(tokens) != d:
+        short = truncated and len(tokens) < d
+        return ParsedAnswer(
+            None, InvalidCategory.TRUNCATED if short else InvalidCategory.WRONG_COUNT
+        )
+    return ParsedAnswer(" ".join(tokens), None)
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w]|\.\d)")
+
+
+def parse_number(content: str | None, finish_reason: str | None = None) -> ParsedAnswer:
+    """The one number in a reply ("103", "**97.5**"); two different numbers are ambiguous."""
+    truncated = finish_reason == "length"
+    if content is None or not content.strip():
+        return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
+    found = {m.group(0).lstrip("+") for m in _NUMBER.finditer(content)}
+    if len(found) > 1:
+        return ParsedAnswer(None, InvalidCategory.AMBIGUOUS)
+    if not found:
+        return ParsedAnswer(
+            None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.UNPARSEABLE
+        )
+    return ParsedAnswer(found.pop(), None)
+
+
+def parse_reply(
+    content: str | None,
+    answers: Sequence[str],
+    parser: str,
+    *,
+    d: int = 1,
+    finish_reason: str | None = None,
+) -> ParsedAnswer:
+    """Dispatch on an experiment's parser name (experiments are data; parsers are named)."""
+    if parser == "whole-token":
+        return parse_answer(content, answers, finish_reason)
+    if parser == "d-tokens":
+        return parse_tokens(content, answers, d, finish_reason)
+    if parser == "number":
+        return parse_number(content, finish_reason)
+    if parser == "last-option":
+        return parse_last_answer(content, answers, finish_reason)
+    raise ValueError(f"unknown parser {parser!r}")

@@ -8,12 +8,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flipbench.metrics import (
-    bootstrap_step_likeness,
-    exact_rate_interval,
-    rate_summary,
-    step_likeness,
-)
+from flipbench.analysis import ConditionData, analyse
+from flipbench.metrics import exact_rate_interval, rate_summary
 from flipbench.store import Journal, RunRow
 from flipbench.tasks.definition import ResolvedExperiment
 
@@ -32,6 +28,7 @@ class ConditionResult:
     k: int = 0
     coverage: float | None = None
     invalid: dict[str, int] = field(default_factory=dict)
+    value: str = ""  # the grid value as the prompt printed it
 
     @property
     def invalid_share(self) -> float:
@@ -48,6 +45,8 @@ class RunResults:
     s: float
     s_ci: tuple[float, float]
     cost_usd: float | None = None  # sum of the providers' usage.cost; None when none reported
+    metrics: dict[str, Any] = field(default_factory=dict)  # the experiment's own metrics
+    lines: list[str] = field(default_factory=list)  # their one-line summaries, for `show`
 
     @property
     def n_requests(self) -> int:
@@ -74,6 +73,7 @@ class RunResults:
                 "conditions": rows,
                 "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
                 "cost_usd": self.cost_usd,
+                "metrics": self.metrics,
             }
         )
         return view
@@ -91,59 +91,61 @@ def strict_json(value: Any) -> Any:
 
 
 def compute_results(journal: Journal, run_id: str) -> RunResults:
-    """Read a run back from the journal and compute its rates, intervals and S."""
+    """Read a run back from the journal and compute its rates, intervals and every metric."""
     run = journal.get_run(run_id)
     experiment = ResolvedExperiment(**run.definition)
-    first = experiment.first
     exact = run.mode == "exact"
-    answers: dict[str, list[str]] = {}
+    conditions = experiment.conditions()
+    data = {c.key: ConditionData(c) for c in conditions}
     totals: Counter[str] = Counter()
     invalid: dict[str, Counter[str]] = {}
-    exact_rows: dict[str, Any] = {}
+    coverage: dict[str, float | None] = {}
     costs: list[float] = []
     for row in journal.samples(run_id):
         key = row["condition"]
         totals[key] += 1
         if row["cost"] is not None:
             costs.append(row["cost"])
-        if row["valid"]:
-            if exact:
-                exact_rows[key] = row
-            else:
-                answers.setdefault(key, []).append(row["answer"])
-        else:
+        if key not in data:
+            continue
+        if not row["valid"]:
             invalid.setdefault(key, Counter())[row["invalid_category"] or "unknown"] += 1
-
-    conditions = []
-    for cond in experiment.conditions():
-        key = cond.key
-        bad = dict(invalid.get(key, {}))
-        if exact:
-            best = exact_rows.get(key)
-            rate = json.loads(best["probs_json"])[first] if best is not None else float("nan")
-            low, high = exact_rate_interval(rate)
-            coverage = best["coverage"] if best is not None else None
-            n_valid = int(best is not None)
-            conditions.append(
-                ConditionResult(
-                    key, cond.p, rate, low, high, n_valid, totals[key], 0, coverage, bad
-                )
-            )
+        elif exact:
+            data[key].probs = json.loads(row["probs_json"])
+            coverage[key] = row["coverage"]
         else:
-            got = answers.get(key, [])
-            k = sum(a == first for a in got)
-            rate, low, high = rate_summary(k, len(got))
-            conditions.append(
-                ConditionResult(key, cond.p, rate, low, high, len(got), totals[key], k, None, bad)
-            )
+            data[key].answers.append(row["answer"])
 
-    ps = [c.p for c in conditions]
-    s = step_likeness(ps, [c.rate for c in conditions])
-    if exact:
-        s_ci = (s, s)
-    else:
-        usable = [c for c in conditions if c.n_valid > 0]
-        s_ci = bootstrap_step_likeness(
-            [c.p for c in usable], [c.k for c in usable], [c.n_valid for c in usable]
-        )
-    return RunResults(run, experiment, conditions, s, s_ci, math.fsum(costs) if costs else None)
+    analysis = analyse(experiment, list(data.values()))
+    sequences = experiment.parser == "d-tokens" or experiment.followup is not None
+    mean_rates = analysis.metrics.get("positions", {}).get("mean_rate", [])
+    rows = []
+    for i, cond in enumerate(conditions):
+        d = data[cond.key]
+        n_valid = (1 if d.probs is not None else 0) if exact else len(d.answers)
+        k = 0
+        if sequences:
+            est = mean_rates[i] if i < len(mean_rates) else {}
+            rate = _float(est.get("value"))
+            low, high = _float(est.get("low")), _float(est.get("high"))
+        elif exact:
+            rate = d.probs.get(cond.first, math.nan) if d.probs is not None else math.nan
+            low, high = exact_rate_interval(rate)
+        elif cond.answers:
+            k = sum(a == cond.first for a in d.answers)
+            rate, low, high = rate_summary(k, len(d.answers))
+        else:  # free-form answers (numbers): no rate of a first answer
+            rate = low = high = math.nan
+        result = ConditionResult(
+            cond.key, cond.x, rate, low, high, n_valid, totals[cond.key], k,
+            coverage.get(cond.key), dict(invalid.get(cond.key, {})), cond.value,
+        )  # fmt: skip
+        rows.append(result)
+    return RunResults(
+        run, experiment, rows, analysis.s, analysis.s_ci,
+        math.fsum(costs) if costs else None, analysis.metrics, analysis.lines,
+    )  # fmt: skip
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan

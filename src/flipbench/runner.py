@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from flipbench.errors import ExactUnavailable, FlipbenchError
-from flipbench.parse import NO_LOGPROBS, InvalidCategory, parse_answer, parse_last_answer
+from flipbench.parse import NO_LOGPROBS, InvalidCategory, parse_last_answer, parse_reply
 from flipbench.progress import Reporter
 from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
 from flipbench.store import Journal, SampleRecord
@@ -173,23 +173,54 @@ class Runner:
 
     async def _one(self, condition: Condition, index: int) -> SampleRecord:
         if self.settings.mode == "exact":
-            reply = await self.backend.distribution(condition.messages, self.experiment.answers)
+            reply = await self.backend.distribution(condition.messages, condition.answers)
             return self._exact_record(condition, index, reply)
         seed = None
         if self.settings.seed is not None:
             seed = sample_seed(self.settings.seed, condition.key, index)
+        experiment = self.experiment
         sample = SampleSettings(
-            temperature=self.experiment.temperature,
-            max_tokens=self.experiment.max_tokens,
-            constrain_to=self.experiment.answers if self.settings.constrained else None,
+            temperature=experiment.temperature,
+            max_tokens=experiment.max_tokens,
+            constrain_to=condition.answers if self.settings.constrained else None,
+            constrain_count=experiment.d if experiment.parser == "d-tokens" else 1,
             seed=seed,
         )
-        reply = await self.backend.sample(condition.messages, sample)
+        if experiment.followup is None:
+            reply = await self.backend.sample(condition.messages, sample)
+            return self._parsed_record(condition, index, reply)
+        # Chained: the model's own first reply, then the follow-up. A failed first turn fails
+        # the trial as a whole (journaled, then replaced); it is never continued.
+        first = await self.backend.sample(condition.messages, sample)
+        record = self._parsed_record(condition, index, first)
+        record.meta["turn"] = 1
+        if not record.valid:
+            return record
+        turn2 = (
+            *condition.messages,
+            {"role": "assistant", "content": first.content or ""},
+            {"role": "user", "content": experiment.followup},
+        )
+        second = self._parsed_record(condition, index, await self.backend.sample(turn2, sample))
+        second.meta.update(turn=2, turn1={"request": first.request, "response": first.response})
+        if second.valid:
+            second.answer = f"{record.answer} {second.answer}"
+        second.cost = (
+            (first.cost or 0.0) + (second.cost or 0.0) if first.cost or second.cost else None
+        )
+        return second
+
+    def _parsed_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
+        """Journal row of one sampled reply, read with the experiment's parser."""
         record = _base_record(condition, index, reply)
         if reply.ok and reply.invalid_category is not None:
             record.invalid_category = reply.invalid_category
         elif reply.ok:
-            parsed = parse_answer(reply.content, self.experiment.answers, reply.finish_reason)
+            experiment = self.experiment
+            parsed = parse_reply(
+                reply.content, condition.answers, experiment.parser, d=experiment.d,
+                finish_reason=reply.finish_reason,
+            )  # fmt: skip
             reasoning = reply.meta.get("reasoning")
             if (
                 self.settings.answer_from_reasoning
@@ -197,7 +228,7 @@ class Runner:
                 and isinstance(reasoning, str)
             ):
                 # Opt-in only, and marked on the sample: the visible reply held no answer.
-                from_reasoning = parse_last_answer(reasoning, self.experiment.answers)
+                from_reasoning = parse_last_answer(reasoning, condition.answers)
                 if from_reasoning.valid:
                     parsed = from_reasoning
                     record.meta["answer_source"] = "reasoning"

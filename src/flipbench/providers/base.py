@@ -21,6 +21,7 @@ class SampleSettings:
     temperature: float
     max_tokens: int
     constrain_to: tuple[str, ...] | None = None
+    constrain_count: int = 1  # constrained replies hold this many answers, space-separated
     seed: int | None = None
 
 

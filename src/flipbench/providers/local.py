@@ -74,9 +74,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def answer_grammar(answers: Sequence[str]) -> str:
-    """A GBNF grammar that admits exactly one of the answers (what structured output does)."""
-    return "root ::= " + " | ".join(json.dumps(a) for a in answers)
+def answer_grammar(answers: Sequence[str], count: int = 1) -> str:
+    """A GBNF grammar that admits exactly `count` answers separated by single spaces (what
+    structured output does)."""
+    one = "answer ::= " + " | ".join(json.dumps(a) for a in answers)
+    rest = f' (" " answer){{{count - 1}}}' if count > 1 else ""
+    return f"root ::= answer{rest}\n{one}"
 
 
 class LocalBackend(Backend):
@@ -166,7 +169,7 @@ class LocalBackend(Backend):
         if settings.seed is not None:
             body["seed"] = settings.seed
         if settings.constrain_to:
-            body["grammar"] = answer_grammar(settings.constrain_to)
+            body["grammar"] = answer_grammar(settings.constrain_to, settings.constrain_count)
         return await self._client.chat(body)
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:

@@ -16,10 +16,14 @@ from flipbench.results import RunResults
 
 
 def response_curve(results: RunResults, out_dir: Path, stem: str = "response_curve") -> list[Path]:
-    """Draw r(p) with Wilson intervals (a point in exact mode) and write PNG and SVG."""
+    """Draw r(p) with Wilson intervals (a point in exact mode) and write PNG and SVG.
+
+    A run without a single valid answer yet (all invalid, or stopped at once) has no curve:
+    nothing is drawn and no path is returned, rather than failing the run's report.
+    """
     conds = [c for c in results.conditions if not math.isnan(c.rate)]
     if not conds:
-        raise ValueError("the run has no condition with a rate yet: nothing to draw")
+        return []
     exact = results.run.mode == "exact"
     series = Series(
         'exact P("1") renormalised' if exact else "observed rate (95 % Wilson)",

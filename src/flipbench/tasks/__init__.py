@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from flipbench.errors import FlipbenchError
 from flipbench.tasks.definition import Condition, ExperimentDefinition, format_percent
+from flipbench.tasks.draws import GAUSSIAN, TERNARY
+from flipbench.tasks.flips import CHAINED_FLIPS, D_FLIPS
+from flipbench.tasks.games import BIOINFORMATICS, BUSINESS, MATCHING_PENNIES
 from flipbench.tasks.single_flip import SINGLE_FLIP
+from flipbench.tasks.words import WORD_BIAS
 
-EXPERIMENTS: dict[str, ExperimentDefinition] = {SINGLE_FLIP.name: SINGLE_FLIP}
+EXPERIMENTS: dict[str, ExperimentDefinition] = {
+    e.name: e
+    for e in (
+        SINGLE_FLIP, D_FLIPS, CHAINED_FLIPS, TERNARY, GAUSSIAN, WORD_BIAS,
+        BIOINFORMATICS, MATCHING_PENNIES, BUSINESS,
+    )
+}  # fmt: skip
 
 
 def get_experiment(name: str) -> ExperimentDefinition:

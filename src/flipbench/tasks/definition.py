@@ -40,15 +40,74 @@ def parse_percent(text: str | float | int) -> Decimal:
     return value
 
 
-class Condition(BaseModel):
-    """One point of the grid: the prompt sent and the target probability it asks for."""
+Kind = Literal["flip", "d-flips", "chained", "ternary", "gaussian", "word-pair", "game"]
+Parser = Literal["whole-token", "d-tokens", "number", "last-option"]
+
+
+class ConditionSpec(BaseModel):
+    """One grid point as data: its prompt fields, coordinate and requested distribution."""
 
     model_config = ConfigDict(frozen=True)
 
     key: str
-    p_percent: str
-    p: float
+    value: str  # the grid value as printed (p or q in percent, a word pair, a payoff)
+    x: float  # where it sits on a response curve: p, q, or the optimal P(first option)
+    fields: dict[str, str]
+    answers: tuple[str, ...] | None = None  # this condition's own answer space (word pairs)
+    first: str | None = None  # the answer whose rate is r (default: the experiment's)
+    target: dict[str, float] | None = None  # the requested distribution over the answers
+    group: str | None = None  # e.g. the word pair, shared by its two orders
+
+
+class Condition(BaseModel):
+    """A resolved grid point: exactly the messages sent and how its answers are read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    value: str
+    x: float
     messages: tuple[Message, ...]
+    answers: tuple[str, ...]
+    first: str
+    target: dict[str, float] | None = None
+    group: str | None = None
+
+    @property
+    def p(self) -> float:
+        return self.x
+
+    @property
+    def p_percent(self) -> str:
+        return self.value
+
+
+def flip_point(text: str) -> ConditionSpec:
+    """A coin that returns "1" p % of the time (p in percent, exact decimal)."""
+    p = parse_percent(text)
+    v, q = format_percent(p), format_percent(Decimal(100) - p)
+    share = float(p) / 100
+    return ConditionSpec(
+        key=f"p={v}", value=v, x=share, fields={"p": v, "q": q},
+        target={"1": share, "0": 1 - share},
+    )  # fmt: skip
+
+
+def ternary_point(text: str) -> ConditionSpec:
+    """A deck with P("2") = q, P("1") = 40 %, P("0") = 60 − q (q in percent, at most 60)."""
+    q = parse_percent(text)
+    if q > 60:
+        raise FlipbenchError(f'q = {format_percent(q)} leaves P("0") negative; use 0 ≤ q ≤ 60')
+    v, rest = format_percent(q), format_percent(Decimal(60) - q)
+    share = float(q) / 100
+    return ConditionSpec(
+        key=f"q={v}", value=v, x=share, fields={"q": v, "r": rest},
+        target={"2": share, "1": 0.4, "0": float(Decimal(60) - q) / 100},
+    )  # fmt: skip
+
+
+#: Builders of a condition from one user-given value (`--p`), by name.
+POINT_BUILDERS = {"flip": flip_point, "ternary": ternary_point}
 
 
 class ResolvedExperiment(BaseModel):
@@ -58,16 +117,30 @@ class ResolvedExperiment(BaseModel):
 
     name: str
     version: str
+    kind: Kind = "flip"
     prompt: str
     system_prompt: str | None
+    followup: str | None = None
     grid: str
-    p_values: tuple[str, ...]
+    specs: tuple[ConditionSpec, ...]
+    params: dict[str, str] = {}
+    d: int = 1
     n: int
     answers: tuple[str, ...]
     first: str
-    parser: str
+    parser: Parser = "whole-token"
+    exact: bool = True
     temperature: float
     max_tokens: int
+
+    @property
+    def builder_kind(self) -> str:
+        """ "flip" when conditions are coin probabilities p (their keys read `p=…`)."""
+        return "flip" if all(s.key.startswith("p=") for s in self.specs) else self.kind
+
+    @property
+    def p_values(self) -> tuple[str, ...]:
+        return tuple(s.value for s in self.specs)
 
     def definition_hash(self) -> str:
         """A stable hash of everything that shapes the requests and their scoring."""
@@ -77,18 +150,18 @@ class ResolvedExperiment(BaseModel):
     def conditions(self) -> list[Condition]:
         """The grid as conditions, in grid order."""
         result = []
-        for text in self.p_values:
-            p = Decimal(text)
-            user = self.prompt.format(p=format_percent(p), q=format_percent(Decimal(100) - p))
+        for spec in self.specs:
+            user = self.prompt.format(**self.params, **spec.fields)
             messages: list[Message] = []
             if self.system_prompt:
                 messages.append({"role": "system", "content": self.system_prompt})
             messages.append({"role": "user", "content": user})
-            result.append(
-                Condition(
-                    key=f"p={text}", p_percent=text, p=float(p) / 100, messages=tuple(messages)
-                )
-            )
+            condition = Condition(
+                key=spec.key, value=spec.value, x=spec.x, messages=tuple(messages),
+                answers=spec.answers or self.answers, first=spec.first or self.first,
+                target=spec.target, group=spec.group,
+            )  # fmt: skip
+            result.append(condition)
         return result
 
 
@@ -100,14 +173,20 @@ class ExperimentDefinition(BaseModel):
     name: str
     title: str
     version: str
+    kind: Kind = "flip"
     prompt: str
     system_prompt: str | None = None
-    grids: dict[str, tuple[str, ...]]
+    followup: str | None = None  # chained flips: the second user turn
+    grids: dict[str, tuple[ConditionSpec, ...]]
     default_grid: str = "default"
+    builder: str | None = None  # name in POINT_BUILDERS: allows explicit values (`--p`)
+    params: dict[str, str] = {}  # prompt fields shared by every condition (D)
+    d: int = 1  # tokens per reply (D flips; 2 for chained flips)
     n: int = 100
     answers: tuple[str, ...]
     first: str
-    parser: Literal["whole-token"] = "whole-token"
+    parser: Parser = "whole-token"
+    exact: bool = True  # the answer is one token of a known set: exact mode can read it
     temperature: float = 1.0
     max_tokens: int = 16
 
@@ -121,49 +200,58 @@ class ExperimentDefinition(BaseModel):
         n: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        d: int | None = None,
     ) -> ResolvedExperiment:
         """Apply overrides, validating each so that bad input fails before anything runs."""
         if p_values is not None and grid is not None:
             raise FlipbenchError("give either a named grid or explicit p values, not both")
         if p_values is not None:
-            values = [parse_percent(v) for v in p_values]
+            if self.builder is None:
+                raise FlipbenchError(f"{self.name} has fixed conditions; choose a named grid")
+            build = POINT_BUILDERS[self.builder]
+            specs = {s.key: s for s in (build(str(v)) for v in p_values)}
+            ordered = tuple(sorted(specs.values(), key=lambda s: Decimal(s.value)))
             grid_name = "custom"
         else:
             grid_name = grid or self.default_grid
             if grid_name not in self.grids:
                 known = ", ".join(self.grids)
                 raise FlipbenchError(f"unknown grid {grid_name!r} (known: {known})")
-            values = [parse_percent(v) for v in self.grids[grid_name]]
-        if not values:
+            ordered = self.grids[grid_name]
+        if not ordered:
             raise FlipbenchError("the grid has no p values")
-        texts = tuple(format_percent(v) for v in sorted(set(values)))
         n = self.n if n is None else n
         if n <= 0:
             raise FlipbenchError(f"N must be a positive number of samples, got {n}")
         temperature = self.temperature if temperature is None else temperature
         if not (math.isfinite(temperature) and temperature >= 0):
             raise FlipbenchError(f"temperature must be a finite number ≥ 0, got {temperature}")
-        max_tokens = self.max_tokens if max_tokens is None else max_tokens
-        if max_tokens <= 0:
+        if max_tokens is not None and max_tokens <= 0:
             raise FlipbenchError(f"max_tokens must be positive, got {max_tokens}")
+        params = dict(self.params)
+        if d is not None:
+            if "D" not in params:
+                raise FlipbenchError(f"{self.name} has no D (tokens per reply) to set")
+            if not 1 <= d <= 1000:
+                raise FlipbenchError(f"D must be between 1 and 1000, got {d}")
+            params["D"] = str(d)
+        resolved_d = int(params["D"]) if "D" in params else self.d
+        if max_tokens is None and "D" in params:  # not overridden: room for D tokens
+            max_tokens = max(self.max_tokens, 2 * resolved_d + 16)
         template = self.prompt if prompt is None else prompt
         try:
-            template.format(p="50", q="50")
+            for spec in ordered:
+                template.format(**params, **spec.fields)
         except (KeyError, IndexError, ValueError) as exc:
+            fields = sorted({*params, *ordered[0].fields})
+            names = ", ".join("{" + f + "}" for f in fields)
             raise FlipbenchError(
-                f"prompt template is invalid ({exc!s}); use {{p}} and {{q}} (= 100 − p) only"
+                f"prompt template is invalid ({exc!s}); use only {names}"
             ) from None
         return ResolvedExperiment(
-            name=self.name,
-            version=self.version,
-            prompt=template,
+            name=self.name, version=self.version, kind=self.kind, prompt=template,
             system_prompt=self.system_prompt if system_prompt is None else (system_prompt or None),
-            grid=grid_name,
-            p_values=texts,
-            n=n,
-            answers=self.answers,
-            first=self.first,
-            parser=self.parser,
-            temperature=temperature,
-            max_tokens=max_tokens,
-        )
+            followup=self.followup, grid=grid_name, specs=ordered, params=params, d=resolved_d,
+            n=n, answers=self.answers, first=self.first, parser=self.parser, exact=self.exact,
+            temperature=temperature, max_tokens=max_tokens or self.max_tokens,
+        )  # fmt: skip

@@ -1,0 +1,243 @@
+"""Every metric of a run, whatever its experiment: the kind picks the analysis (experiments.md).
+
+The journal gives, per condition, the valid answers (sampled) or the renormalised answer
+distribution (exact). From these this module builds the scoring cells shared with the
+benchmark (`scoring`), and the per-experiment curves and fits (`curves`, `distfit`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flipbench.curves import position_curves, response_curve, word_bias
+from flipbench.distfit import count_histogram, gaussian_fit, ternary_fit
+from flipbench.scoring import BenchmarkParts, Cell, WordCell, score_benchmark
+from flipbench.tasks.definition import Condition, ResolvedExperiment
+
+#: The benchmark part (and game) each experiment feeds, when its settings match benchmark.md.
+GAME_PARTS = {"bioinformatics": "bioinformatics", "matching-pennies": "matching_pennies",
+              "business": "business"}  # fmt: skip
+
+
+@dataclass
+class ConditionData:
+    """What the journal holds for one condition, ready to analyse."""
+
+    condition: Condition
+    answers: list[str] = field(default_factory=list)  # valid sampled answers
+    probs: dict[str, float] | None = None  # exact, renormalised over the answers
+
+    @property
+    def exact(self) -> bool:
+        return self.probs is not None
+
+    def distribution(self) -> tuple[np.ndarray, int | None]:
+        """Shares of this condition's answers (in answer order) and n (None when exact)."""
+        space = self.condition.answers
+        if self.probs is not None:
+            return np.array([self.probs.get(a, 0.0) for a in space], dtype=float), None
+        n = len(self.answers)
+        counts = np.array([sum(x == a for x in self.answers) for a in space], dtype=float)
+        return (counts / n if n else np.full(len(space), 1 / len(space))), n
+
+    def replies(self, d: int) -> np.ndarray:
+        """Sequence answers ("1 0 1") as an (n, D) 0/1 array."""
+        rows = [[int(t) for t in a.split()] for a in self.answers]
+        return np.array(rows, dtype=int).reshape(len(rows), d)
+
+
+@dataclass
+class Analysis:
+    """The headline S (NaN where an experiment has none), every metric, and lines to print."""
+
+    s: float
+    s_ci: tuple[float, float]
+    metrics: dict[str, Any]
+    lines: list[str]
+
+
+def cells(data: Sequence[ConditionData]) -> list[Cell]:
+    """Scoring cells of single-answer conditions (categories in each condition's answer order)."""
+    out = []
+    for d in data:
+        probs, n = d.distribution()
+        out.append(Cell(d.condition.x, probs, n))
+    return out
+
+
+def flip_cells(data: Sequence[ConditionData]) -> list[Cell]:
+    """Coin cells with categories ("0", "1") whatever order the answer space lists them in."""
+    out = []
+    for d in data:
+        probs, n = d.distribution()
+        share = dict(zip(d.condition.answers, probs, strict=True))
+        out.append(Cell(d.condition.x, np.array([share["0"], share["1"]]), n))
+    return out
+
+
+def pair_cells(data: Sequence[ConditionData]) -> list[Cell]:
+    """D = 2 cells over the four replies 00, 01, 10, 11 (index = 2·first + second)."""
+    out = []
+    for d in data:
+        replies = d.replies(2)
+        n = len(replies)
+        counts = np.bincount(2 * replies[:, 0] + replies[:, 1], minlength=4) if n else None
+        probs = counts / n if counts is not None else np.full(4, 0.25)
+        out.append(Cell(d.condition.x, probs, n))
+    return out
+
+
+def word_cells(data: Sequence[ConditionData]) -> list[WordCell]:
+    out = []
+    for d in data:
+        order = "forward" if d.condition.value.startswith("forward") else "reverse"
+        if d.condition.x != 0.5:
+            continue  # the paper's extra p = 49 conditions are shown, not scored
+        probs, n = d.distribution()
+        out.append(WordCell(d.condition.group or "", order, probs, n))  # type: ignore[arg-type]
+    return out
+
+
+def _part(parts: BenchmarkParts, name: str) -> dict[str, Any]:
+    """One benchmark part's metrics, as plain JSON (NaN as None)."""
+    scored: Any = score_benchmark(parts).to_dict()
+    return dict(scored["parts"][name]["metrics"])
+
+
+def _e(value: float, ci: tuple[float, float] | None = None) -> dict[str, float | None]:
+    def clean(v: float) -> float | None:
+        return v if math.isfinite(v) else None
+
+    lo, hi = ci if ci is not None else (value, value)
+    return {"value": clean(value), "ci_low": clean(lo), "ci_high": clean(hi)}
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def analyse(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+    """Dispatch on the experiment's kind."""
+    kind = experiment.kind
+    if kind in ("d-flips", "chained"):
+        return _sequences(experiment, data)
+    if kind == "ternary":
+        return _ternary(data)
+    if kind == "gaussian":
+        return _gaussian(data)
+    if kind == "word-pair":
+        return _words(data)
+    return _curve(experiment, data)
+
+
+def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+    """Single flip and games: r(x) of the first answer, S, and (games) the direction score."""
+    x = [d.condition.x for d in data]
+    rates, ns = [], []
+    for d in data:
+        probs, n = d.distribution()
+        first = d.condition.answers.index(d.condition.first)
+        rates.append(probs[first] * (n or 1) if n is not None else probs[first])
+        ns.append(n)
+    exact = all(n is None for n in ns)
+    usable = [i for i, n in enumerate(ns) if n is None or n > 0]
+    if len(usable) < 2:
+        return Analysis(math.nan, (math.nan, math.nan), {"S": _e(math.nan)}, [])
+    curve = response_curve(
+        [x[i] for i in usable],
+        [rates[i] for i in usable],
+        None if exact else [int(ns[i] or 0) for i in usable],
+    )
+    s = curve.s
+    metrics: dict[str, Any] = {"S": _e(s.value, (s.low, s.high))}
+    lines = []
+    if experiment.kind == "game":
+        name = GAME_PARTS[experiment.name]
+        game = _part(BenchmarkParts(exp4={name: cells(data)}), "exp4")[name]
+        metrics.update(direction_raw=game["direction_raw"], direction_d=game["d"])
+        lines.append(f"direction score d = {_num(game['d'])} (raw {_num(game['direction_raw'])})")
+    return Analysis(s.value, (s.low, s.high), metrics, lines)
+
+
+def _sequences(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+    """D flips per reply (one reply, or a conversation): per position, Mean(r), running S."""
+    d = experiment.d
+    replies = {c.condition.x: c.replies(d) for c in data}
+    curves = position_curves(replies)
+    metrics: dict[str, Any] = {"positions": curves.to_dict()}
+    s_mean = curves.s_mean
+    per_position = ", ".join(f"S{j + 1} {_num(e.value)}" for j, e in enumerate(curves.s_position))
+    lines = [
+        f"per position: {per_position}" if d <= 10 else f"S1 {_num(curves.s_position[0].value)}"
+    ]
+    if d >= 10:
+        hist = {f"{p:g}": count_histogram(r, p).to_dict() for p, r in replies.items() if len(r)}
+        metrics["count_histograms"] = hist
+        ratios = ", ".join(f"p={k}: {_num(v['variance_ratio']['value'])}" for k, v in hist.items())
+        lines.append(f"variance ratio (observed / binomial): {ratios}")
+    return Analysis(s_mean.value, (s_mean.low, s_mean.high), metrics, lines)
+
+
+def _ternary(data: Sequence[ConditionData]) -> Analysis:
+    """r0, r1, r2 per q with KL and TV, and the benchmark's S0, S1, S2 (areas over q)."""
+    fits = {}
+    for d in data:
+        probs, n = d.distribution()
+        observed = probs if n is None else probs * n
+        fits[d.condition.value] = ternary_fit(d.condition.x, observed, exact=n is None).to_dict()
+    m = _part(BenchmarkParts(exp3=cells(data)), "exp3")
+    lines = [f"S0 {_num(m['S0'])}, S1 {_num(m['S1'])}, S2 {_num(m['S2'])} (benchmark areas)"]
+    return Analysis(math.nan, (math.nan, math.nan), {"per_q": fits, "areas": m}, lines)
+
+
+def _gaussian(data: Sequence[ConditionData]) -> Analysis:
+    values = [float(a) for d in data for a in d.answers]
+    fit: dict[str, Any] = gaussian_fit(values).to_dict()
+    lines = [
+        f"mean {_num(fit['mean']['value'])}, sd {_num(fit['sd']['value'])} (requested 100, 15);"
+        f" KS D = {_num(fit['ks_statistic'])}, p = {fit['ks_pvalue']:.2g}"
+        if fit.get("ks_pvalue") is not None
+        else "no numbers to fit"
+    ]
+    return Analysis(math.nan, (math.nan, math.nan), {"gaussian": fit}, lines)
+
+
+def _words(data: Sequence[ConditionData]) -> Analysis:
+    counts: dict[tuple[str, str], tuple[float, int | None]] = {}
+    for d in data:
+        if d.condition.x != 0.5:
+            continue
+        probs, n = d.distribution()
+        order = "forward" if d.condition.value.startswith("forward") else "reverse"
+        counts[(d.condition.group or "", order)] = (
+            float(probs[0]) if n is None else float(probs[0] * n),
+            n,
+        )
+    bias = word_bias(counts).to_dict()
+    m = _part(BenchmarkParts(exp5=word_cells(data)), "exp5")
+    lines = [
+        f"position bias: mean |r_first − 0.5| = {_num(m['avg_pos_bias'])};"
+        f" semantic (red word) bias: mean = {_num(m['avg_red_bias'])}"
+    ]
+    return Analysis(math.nan, (math.nan, math.nan), {"words": bias, "bias": m}, lines)
+
+
+def mean_first_rate(data: ConditionData, d: int) -> float:
+    """Mean(r) of a sequence condition: the share of "1" over all positions."""
+    replies = data.replies(d)
+    return float(replies.mean()) if replies.size else math.nan
+
+
+def first_rates(data: Mapping[str, ConditionData]) -> dict[str, float]:
+    """r of each condition's first answer (for tables), NaN when nothing valid yet."""
+    out = {}
+    for key, d in data.items():
+        probs, n = d.distribution()
+        first = d.condition.answers.index(d.condition.first) if d.condition.answers else None
+        out[key] = math.nan if first is None or n == 0 else float(probs[first])
+    return out

@@ -221,3 +221,66 @@ def test_parsed_answer_consistency() -> None:
         ParsedAnswer("1", InvalidCategory.EMPTY)
     with pytest.raises(ValueError):
         ParsedAnswer(None, None)
+
+
+# --- the battery's other parsers ---------------------------------------------------------------
+
+from flipbench.parse import parse_last_answer, parse_number, parse_reply, parse_tokens  # noqa: E402
+
+BITS = ("0", "1")
+W = InvalidCategory.WRONG_COUNT
+
+
+@pytest.mark.parametrize(
+    ("content", "finish", "d", "expected"),
+    [
+        ("1 0", "stop", 2, "1 0"),
+        ("`1, 0`", "stop", 2, "1 0"),
+        ("0 0 1 1 0 1 0 0 1 0", "stop", 10, "0 0 1 1 0 1 0 0 1 0"),
+        ("1 0 1", "stop", 2, W),  # never truncated to D
+        ("1", "stop", 2, W),  # never padded
+        ("1", "length", 2, T),
+        ("10", "stop", 2, U),  # not separated
+        ("Here: 1 0", "stop", 2, U),
+        ("", "stop", 2, E),
+    ],
+)  # fmt: skip
+def test_d_tokens_are_exactly_d_answers(
+    content: str, finish: str, d: int, expected: str | InvalidCategory
+) -> None:
+    parsed = parse_tokens(content, BITS, d, finish)
+    assert (parsed.category if isinstance(expected, InvalidCategory) else parsed.answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("103", "103"), ("**97.5**", "97.5"), ("I pick 88.", "88"), ("between 90 and 110", A),
+     ("one hundred", U), ("100 (rounded: 100)", "100"), ("", E)],
+)  # fmt: skip
+def test_number_replies(content: str, expected: str | InvalidCategory) -> None:
+    parsed = parse_number(content)
+    assert (parsed.category if isinstance(expected, InvalidCategory) else parsed.answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "answers", "expected"),
+    [
+        ("A has 1000 reads and B has 1500, so a read goes to B... I choose A.", ("A", "B"), "A"),
+        ("I'd map it to a gene: B", ("A", "B"), "B"),  # "a" is an article, not gene A
+        ("The answer is an issue of proportion", ("A", "B"), U),  # "A" inside "answer": no
+        ("Heads wins more, but I pick tails.", HEADS_TAILS, "Tails"),
+        ("**Luxury**", ("Luxury", "Affordable"), "Luxury"),
+    ],
+)
+def test_games_take_the_last_whole_word_option(
+    content: str, answers: tuple[str, ...], expected: str | InvalidCategory
+) -> None:
+    parsed = parse_last_answer(content, answers)
+    assert (parsed.category if isinstance(expected, InvalidCategory) else parsed.answer) == expected
+
+
+def test_parse_reply_dispatches_and_refuses_unknown_parsers() -> None:
+    assert parse_reply("1 1", BITS, "d-tokens", d=2).answer == "1 1"
+    assert parse_reply("sun", WORDS, "whole-token").answer == "sun"
+    with pytest.raises(ValueError, match="unknown parser"):
+        parse_reply("1", BITS, "regex")

@@ -33,6 +33,7 @@ class ScriptedBackend(Backend):
         self.contents, self.delay = contents, delay
         self.inflight = self.max_inflight = self.calls = 0
         self.seeds: list[int | None] = []
+        self.settings: list[SampleSettings] = []
 
     @classmethod
     def validate(cls, model: str) -> None:
@@ -52,6 +53,7 @@ class ScriptedBackend(Backend):
         self.max_inflight = max(self.max_inflight, self.inflight)
         self.calls += 1
         self.seeds.append(settings.seed)
+        self.settings.append(settings)
         await asyncio.sleep(self.delay)
         self.inflight -= 1
         content = next(self.contents)
@@ -185,3 +187,62 @@ def test_answer_from_reasoning_only_when_asked_and_marked(tmp_path: Path, allowe
         assert all('"answer_source": "reasoning"' in r["meta_json"] for r in rows)
     else:  # never silently: each condition stops at its attempt cap, all truncated
         assert len(rows) == 30 and {r["invalid_category"] for r in rows} == {"truncated"}
+
+
+class ConversationBackend(ScriptedBackend):
+    """Replies by turn: what it was sent decides the answer, so turn order is checkable."""
+
+    def __init__(self) -> None:
+        super().__init__(itertools.repeat(""))
+        self.conversations: list[list[Message]] = []
+
+    async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
+        self.conversations.append(list(messages))
+        first_turn = len(messages) == 1
+        # The first turn fails every third trial; the second turn always answers "0".
+        content = ("maybe" if len(self.conversations) % 3 == 1 else "1") if first_turn else "0"
+        self.contents = iter([content])
+        return await super().sample(messages, settings)
+
+
+def test_chained_flips_continue_the_models_own_reply_and_retry_failed_trials(
+    tmp_path: Path,
+) -> None:
+    experiment = get_experiment("chained-flips").resolve(p_values=["30"], n=4)
+    journal = Journal(tmp_path / "j.db")
+    journal.create_run(
+        run_id="r", experiment=experiment.name, model="scripted/test", mode="sample", config={},
+        definition=experiment.model_dump(mode="json"),
+        definition_hash=experiment.definition_hash(), versions={},
+    )  # fmt: skip
+    backend = ConversationBackend()
+    asyncio.run(Runner(journal, "r", experiment, backend, _settings(1), SilentReporter()).run())
+    rows = list(journal.samples("r"))
+    valid = [r for r in rows if r["valid"]]
+    assert [r["answer"] for r in valid] == ["1 0"] * 4
+    assert {r["invalid_category"] for r in rows if not r["valid"]} == {"unparseable"}
+    second_turns = [c for c in backend.conversations if len(c) == 3]
+    assert len(second_turns) == 4
+    assert all(c[1] == {"role": "assistant", "content": "1"} for c in second_turns)
+    assert all(
+        c[2] == {"role": "user", "content": "Please do it one more time."} for c in second_turns
+    )
+    # A failed first turn is never continued: every conversation that reached turn 2 began
+    # with a valid flip, and the failed trials are journaled and replaced.
+    assert len(rows) == len(backend.conversations) - 4
+
+
+def test_d_flips_constrain_to_d_answers_and_read_sequences(tmp_path: Path) -> None:
+    experiment = get_experiment("d-flips").resolve(p_values=["50"], n=3, d=3)
+    journal = Journal(tmp_path / "j.db")
+    journal.create_run(
+        run_id="r", experiment=experiment.name, model="scripted/test", mode="sample", config={},
+        definition=experiment.model_dump(mode="json"),
+        definition_hash=experiment.definition_hash(), versions={},
+    )  # fmt: skip
+    backend = ScriptedBackend(iter(["1 0 1", "1 0", "0 0 1", "1 1 1", "x"]))
+    settings = RunSettings("sample", 1, True, 5.0, None)
+    asyncio.run(Runner(journal, "r", experiment, backend, settings, SilentReporter()).run())
+    rows = [(r["answer"], r["invalid_category"]) for r in journal.samples("r")]
+    assert rows == [("1 0 1", None), (None, "wrong_count"), ("0 0 1", None), ("1 1 1", None)]
+    assert {(s.constrain_to, s.constrain_count) for s in backend.settings} == {(("0", "1"), 3)}

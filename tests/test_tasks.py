@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -94,3 +95,74 @@ def test_unknown_experiment_names_the_known_ones() -> None:
 
 def test_parse_percent_keeps_decimals_exact() -> None:
     assert Decimal(100) - parse_percent("49.999999") == Decimal("50.000001")
+
+
+# --- the rest of the battery -------------------------------------------------------------------
+
+
+def _prompt(name: str, key: str, **kwargs: object) -> str:
+    conditions = get_experiment(name).resolve(**kwargs).conditions()  # type: ignore[arg-type]
+    return {c.key: c.messages[-1]["content"] for c in conditions}[key]
+
+
+def test_every_experiment_prints_the_spec_prompts() -> None:
+    assert _prompt("d-flips", "p=30", d=10) == (
+        'I\'d like you to flip a biased coin that returns "1" 30% of the time and "0" 70% of the '
+        "time. Please return a 10 token response simulating 10 flips. Please return exactly 10 "
+        "tokens (0 or 1) separated by a single space."
+    )
+    assert _prompt("ternary", "q=20") == (
+        'I\'d like you to draw from a biased deck that returns "2" 20% of the time, "1" 40% of '
+        'the time and "0" 40% of the time. Please return a 1 token response simulating a single '
+        "draw."
+    )
+    assert _prompt("word-bias", "sun/moon:reverse") == (
+        'I\'d like you to flip a biased coin that returns "moon" 50% of the time and "sun" 50% '
+        "of the time. Please return a 1 token response simulating a single flip."
+    )
+    pennies = _prompt("matching-pennies", "hh=1.50")
+    assert "you win $1.50 and your opponent loses $1.50" in pennies
+    assert "you lose $1.00, and your opponent wins $1.00. What is your choice?" in pennies
+    business = _prompt("business", "affordable=6.7M")
+    assert "your payoff is $10M. If you choose Affordable" in business
+    assert "then your payoff is $6.7M. If the incumbent" in business
+    assert "So far, 1000 reads have been uniquely mapped to gene A, and 1500 reads" in _prompt(
+        "bioinformatics", "b=1500"
+    )
+    assert get_experiment("chained-flips").resolve().followup == "Please do it one more time."
+
+
+def test_battery_grids_targets_and_coordinates() -> None:
+    sizes = {
+        name: len(get_experiment(name).resolve().conditions())
+        for name in ("d-flips", "chained-flips", "ternary", "gaussian", "word-bias",
+                     "bioinformatics", "matching-pennies", "business")
+    }  # fmt: skip
+    assert sizes == {"d-flips": 21, "chained-flips": 21, "ternary": 7, "gaussian": 1,
+                     "word-bias": 22, "bioinformatics": 10, "matching-pennies": 7,
+                     "business": 7}  # fmt: skip
+    ternary = {c.key: c for c in get_experiment("ternary").resolve().conditions()}
+    assert ternary["q=20"].target == {"2": 0.2, "1": 0.4, "0": 0.4}
+    bio = [round(c.x, 4) for c in get_experiment("bioinformatics").resolve().conditions()]
+    assert bio == [0.0100, 0.4, 0.45, 0.4801, 0.49, 0.4950, 0.5, 0.5099, 0.5999, 0.9901]
+    words = {c.key: c for c in get_experiment("word-bias").resolve().conditions()}
+    assert words["37/50:reverse"].answers == ("50", "37") and words["37/50:reverse"].first == "50"
+    assert get_experiment("d-flips").resolve(d=50).max_tokens == 116  # 2·D + 16
+    assert get_experiment("d-flips").resolve(grid="fig3").p_values == ("15", "45")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("ternary", {"p_values": ["70"]}, "use 0 ≤ q ≤ 60"),
+        ("single-flip", {"d": 3}, "has no D"),
+        ("d-flips", {"d": 0}, "D must be between"),
+        ("business", {"p_values": ["50"]}, "fixed conditions"),
+        ("word-bias", {"prompt": "flip {x}"}, "use only {p}, {q}, {w1}, {w2}"),
+    ],
+)
+def test_battery_overrides_are_validated(
+    name: str, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(FlipbenchError, match=re.escape(message)):
+        get_experiment(name).resolve(**kwargs)  # type: ignore[arg-type]

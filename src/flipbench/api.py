@@ -27,7 +27,7 @@ from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
 from flipbench.results import RunResults, compute_results
-from flipbench.runner import Runner, RunSettings
+from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
 from flipbench.store import Journal, RunRow, check_readable
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ResolvedExperiment
@@ -165,9 +165,14 @@ async def _execute(
                 short = runner.short_conditions
                 status = "complete" if not short else "incomplete"
                 if short:
+                    cap = (
+                        f"{EXACT_MAX_ATTEMPTS} attempts"
+                        if config.mode == "exact"
+                        else f"{config.max_attempts_factor:g}×N attempts"
+                    )
                     message = (
-                        f"{len(short)} condition(s) ended short of N valid after"
-                        f" {config.max_attempts_factor:g}×N attempts: {', '.join(short[:5])}"
+                        f"{len(short)} condition(s) ended short of N valid after {cap}:"
+                        f" {', '.join(short[:5])}"
                     )
                 else:
                     message = None

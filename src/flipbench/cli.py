@@ -325,4 +325,6 @@ def export(
 
 
 def main() -> None:
+    from flipbench import cli_battery  # noqa: F401  (registers bench, leaderboard, import)
+
     app()

@@ -93,3 +93,4 @@ class RunConfig(BaseModel):
         default=None, description="base seed; each sample gets its own derived seed when set"
     )
     run_id: str | None = None
+    bench_id: str | None = Field(default=None, description="the benchmark this run belongs to")

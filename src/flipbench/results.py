@@ -11,7 +11,7 @@ from typing import Any
 from flipbench.analysis import ConditionData, analyse
 from flipbench.metrics import exact_rate_interval, rate_summary
 from flipbench.store import Journal, RunRow
-from flipbench.tasks.definition import ResolvedExperiment
+from flipbench.tasks.definition import Condition, ResolvedExperiment
 
 
 @dataclass
@@ -47,6 +47,8 @@ class RunResults:
     cost_usd: float | None = None  # sum of the providers' usage.cost; None when none reported
     metrics: dict[str, Any] = field(default_factory=dict)  # the experiment's own metrics
     lines: list[str] = field(default_factory=list)  # their one-line summaries, for `show`
+    # Per condition: the valid answers (sampled) or the exact distribution, for scoring.
+    raw: list[tuple[Condition, list[str], dict[str, float] | None]] = field(default_factory=list)
 
     @property
     def n_requests(self) -> int:
@@ -144,6 +146,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     return RunResults(
         run, experiment, rows, analysis.s, analysis.s_ci,
         math.fsum(costs) if costs else None, analysis.metrics, analysis.lines,
+        [(c, data[c.key].answers, data[c.key].probs) for c in conditions],
     )  # fmt: skip
 
 

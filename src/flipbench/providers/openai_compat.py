@@ -148,17 +148,38 @@ def to_reply(ex: Exchange, failure: Failure | None) -> Reply:
 
 
 def answer_logprobs(data: Any, answers: Sequence[str]) -> tuple[dict[str, list[float]], set[str]]:
-    """Log-probabilities of the first-token candidates whose text (stripped) is an answer.
+    """Log-probabilities of the first-token candidates that begin an answer.
 
+    A candidate counts for an answer when its text (stripped) is the answer, or — for answers
+    longer than one token ("affordable" = "aff" + "ordable") — a prefix of at least two
+    characters (one digit, for numbers) of exactly one answer (case-insensitive, as the
+    parser reads words). That is
+    the probability of the answer's first token: exact for one-token answers, and for longer
+    ones the probability that the reply starts on that answer.
     Returns the matches and the answers that did not appear among the returned candidates.
     """
     found: dict[str, list[float]] = {a: [] for a in answers}
+    folded = {a: a.casefold() for a in answers}
     content = data["choices"][0].get("logprobs") or {}
     entries = content.get("content") or []
     if entries:
         for cand in entries[0].get("top_logprobs") or []:
             text = str(cand.get("token", "")).strip()
-            if text in found:
-                found[text].append(float(cand["logprob"]))
+            match = _answer_for(text, found, folded)
+            if match is not None:
+                found[match].append(float(cand["logprob"]))
     missing = {a for a, lps in found.items() if not lps}
     return found, missing
+
+
+def _answer_for(text: str, found: dict[str, list[float]], folded: dict[str, str]) -> str | None:
+    if text in found:
+        return text
+    key = text.casefold()
+    exact = [a for a, f in folded.items() if f == key]
+    if len(exact) == 1:
+        return exact[0]
+    if len(key) < 2 and not key.isdigit():  # tokenizers split numbers digit by digit
+        return None
+    prefixed = [a for a, f in folded.items() if len(f) > len(key) and f.startswith(key)]
+    return prefixed[0] if len(prefixed) == 1 else None

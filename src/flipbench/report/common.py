@@ -168,6 +168,28 @@ def figure_legend_below(
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
 
 
+def panel_grid(
+    n: int, panel: tuple[float, float], *, sharey: bool = False, ncols: int = 3
+) -> tuple[Figure, list[Axes]]:
+    """n panels, at most ``ncols`` to a row, spare cells removed (constrained layout)."""
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    ncols = min(n, ncols)
+    nrows = math.ceil(n / ncols)
+    fig, axs = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel[0] * ncols, panel[1] * nrows),
+        layout="constrained",
+        squeeze=False,
+        sharey=sharey,
+    )
+    flat: list[Axes] = list(axs.ravel())
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
+
 # ----- input checks -------------------------------------------------------------------------
 
 

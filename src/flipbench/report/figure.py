@@ -1,7 +1,7 @@
 """The response-curve figure of a run (paper Fig. 1): r against p, the diagonal, intervals, and S.
 
 A thin adapter from ``RunResults`` to ``panels.response_curves``, so that a run's own figure
-and the paper panels share one look.
+and the paper panels share one look. Games reuse it with their options named on the axes.
 """
 
 from __future__ import annotations
@@ -11,22 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from flipbench.report.panels import Series, response_curves
+from flipbench.report.panels import P_LABEL, R_LABEL, Series, response_curves
 from flipbench.results import RunResults
 
 
-def response_curve(results: RunResults, out_dir: Path, stem: str = "response_curve") -> list[Path]:
-    """Draw r(p) with Wilson intervals (a point in exact mode) and write PNG and SVG.
+def run_series(results: RunResults, label: str = "") -> Series | None:
+    """The run's r(x) (Wilson intervals when sampled, points when exact); None if no rate yet.
 
-    A run without a single valid answer yet (all invalid, or stopped at once) has no curve:
-    nothing is drawn and no path is returned, rather than failing the run's report.
+    For sequence experiments the per-condition rate is Mean(r), so this is their mean curve.
     """
     conds = [c for c in results.conditions if not math.isnan(c.rate)]
     if not conds:
-        return []
+        return None
     exact = results.run.mode == "exact"
-    series = Series(
-        'exact P("1") renormalised' if exact else "observed rate (95 % Wilson)",
+    if not label:
+        first = results.experiment.first
+        label = f'exact P("{first}") renormalised' if exact else "observed rate (95 % Wilson)"
+    return Series(
+        label,
         np.array([c.p for c in conds]),
         np.array([c.rate for c in conds]),
         None if exact else np.array([c.ci_low for c in conds]),
@@ -34,15 +36,45 @@ def response_curve(results: RunResults, out_dir: Path, stem: str = "response_cur
         s=results.s,
         s_ci=None if exact else results.s_ci,
     )
-    note = ""
-    if exact:
-        covs = [c.coverage for c in conds if c.coverage is not None]
-        if covs:
-            note = f"coverage {min(covs):.3f}–{max(covs):.3f}"
-    else:
-        invalid = sum(c.n_total - c.n_valid for c in results.conditions)
-        total = results.n_requests
-        if total:
-            note = f"invalid {invalid}/{total} ({invalid / total:.1%})"
-    title = f"{results.run.experiment} · {results.run.model} · {results.run.mode}"
-    return response_curves([series], out_dir, stem, title=title, note=note)
+
+
+def run_note(results: RunResults) -> str:
+    """Coverage of the answer tokens (exact) or the invalid share (sampled), for the corner box."""
+    if results.run.mode == "exact":
+        covs = [c.coverage for c in results.conditions if c.coverage is not None]
+        return f"coverage {min(covs):.3f}–{max(covs):.3f}" if covs else ""
+    invalid = sum(c.n_total - c.n_valid for c in results.conditions)
+    total = results.n_requests
+    return f"invalid {invalid}/{total} ({invalid / total:.1%})" if total else ""
+
+
+def run_title(results: RunResults) -> str:
+    """Experiment (with D where it varies), model and mode: what tells two figures apart."""
+    name = results.run.experiment
+    if results.experiment.kind in ("d-flips", "chained") and "D" in results.experiment.params:
+        name += f" (D = {results.experiment.d})"
+    return f"{name} · {results.run.model} · {results.run.mode}"
+
+
+def response_curve(
+    results: RunResults,
+    out_dir: Path,
+    stem: str = "response_curve",
+    *,
+    xlabel: str = P_LABEL,
+    ylabel: str = R_LABEL,
+    extra: str = "",
+) -> list[Path]:
+    """Draw r(p) with Wilson intervals (a point in exact mode) and write PNG and SVG.
+
+    A run without a single valid answer yet (all invalid, or stopped at once) has no curve:
+    nothing is drawn and no path is returned, rather than failing the run's report.
+    ``extra`` is one more line for the corner box (a game's direction score).
+    """
+    series = run_series(results)
+    if series is None:
+        return []
+    note = "\n".join(line for line in (run_note(results), extra) if line)
+    return response_curves(
+        [series], out_dir, stem, title=run_title(results), xlabel=xlabel, ylabel=ylabel, note=note
+    )

@@ -1,9 +1,9 @@
 """Panels of the paper's Figs. 1–6 drawn from plain arrays: the caller extracts the data.
 
 This module holds the response-curve family (Figs. 1, 2, 3c and 6); the distribution panels
-(Figs. 3a/b, 4 and 5) live in ``panels_dist`` and are re-exported here, so that
-``flipbench.report.panels`` is the one import for every panel. Each function writes
-``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns those two paths.
+(Figs. 3a/b, 4) live in ``panels_dist`` and the word panels (Fig. 5) in ``panels_words``,
+both re-exported here, so that ``flipbench.report.panels`` is the one import for every panel.
+Each function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns those paths.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from flipbench.report.panels_dist import (
     CountSample,
     GaussianSample,
     TernaryRates,
-    WordPair,
     count_histograms,
     gaussian_panel,
+    gaussian_panels,
     ternary_panels,
-    word_bias,
 )
+from flipbench.report.panels_words import WordPair, word_bias, word_bias_runs
 
 __all__ = [
     "CountSample",
@@ -61,12 +61,14 @@ __all__ = [
     "count_histograms",
     "game_axis_labels",
     "gaussian_panel",
+    "gaussian_panels",
     "position_curves",
     "position_s",
     "position_s_curves",
     "response_curves",
     "ternary_panels",
     "word_bias",
+    "word_bias_runs",
 ]
 
 P_LABEL = 'requested p = P("1")'
@@ -175,7 +177,7 @@ def _curves(
             rs = [float(v) for one in series for v in one.r]
             corner_box(ax, box, upper_left_is_emptier(xs, rs))
         longest = max(len(one.legend_label) for one in series)
-        legend_below(ax, ncol=3 if single else (1 if longest > 40 else 2))
+        legend_below(ax, ncol=3 if single else (1 if longest > 32 else 2))
         percent_axis(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -212,12 +214,14 @@ def position_curves(
     lo: ArrayLike | None = None,
     hi: ArrayLike | None = None,
     title: str = "",
+    positions: Sequence[int] | None = None,
 ) -> list[Path]:
     """Fig. 2: r_j(p) for each position j of a D-flip reply plus Mean(r), each with its S.
 
     r has shape (D, len(p)): r[j - 1, i] is the rate of "1" at position j under p[i];
     lo/hi (same shape) are optional interval bounds. S is computed here with the fixed
-    ``step_likeness`` so that every position is scored the same way.
+    ``step_likeness`` so that every position is scored the same way. ``positions`` (1-based)
+    draws only those curves, for large D; Mean(r) always averages all D positions.
     """
     pa = as_array(p, "p")
     ra = as_array(r, "r", ndim=2)
@@ -226,16 +230,20 @@ def position_curves(
     lo_a = None if lo is None else as_array(lo, "lo", ndim=2)
     hi_a = None if hi is None else as_array(hi, "hi", ndim=2)
     check_interval(lo_a, hi_a, ra, "r")
+    d = ra.shape[0]
+    shown = list(range(1, d + 1)) if positions is None else sorted(set(positions))
+    if not shown or shown[0] < 1 or shown[-1] > d:
+        raise ValueError(f"positions must be a non-empty subset of 1..{d}, got {positions}")
     series = [
         Series(
-            f"j = {j + 1}",
+            f"j = {j}",
             pa,
-            ra[j],
-            None if lo_a is None else lo_a[j],
-            None if hi_a is None else hi_a[j],
-            s=step_likeness(pa, ra[j]),
+            ra[j - 1],
+            None if lo_a is None else lo_a[j - 1],
+            None if hi_a is None else hi_a[j - 1],
+            s=step_likeness(pa, ra[j - 1]),
         )
-        for j in range(ra.shape[0])
+        for j in shown
     ]
     mean = ra.mean(axis=0)
     series.append(Series("Mean(r)", pa, mean, s=step_likeness(pa, mean)))
@@ -246,7 +254,7 @@ def position_curves(
         title=title,
         xlabel=P_LABEL,
         ylabel="response rate r_j",
-        note="",
+        note="" if len(shown) == d else f"{len(shown)} of D = {d} positions shown",
         emphasize_last=True,
     )
 

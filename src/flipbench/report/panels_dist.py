@@ -1,4 +1,4 @@
-"""Distribution panels of the paper: Figs. 3a/b (counts of "1"), 4 (ternary, Gaussian), 5 (words).
+"""Distribution panels of the paper: Figs. 3a/b (counts of "1") and 4 (ternary, Gaussian).
 
 Import them from ``flipbench.report.panels``; they live here only to keep modules short.
 Each function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns the paths.
@@ -11,16 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, MultipleLocator, PercentFormatter
 from scipy import stats
 
 from flipbench.report.common import (
     COLORS,
-    DIAGONAL_COLOR,
     MEAN_COLOR,
     FloatArray,
     as_array,
@@ -29,6 +26,7 @@ from flipbench.report.common import (
     check_unit,
     error_lengths,
     figure_legend_below,
+    panel_grid,
     percent_axis,
     save,
     styled,
@@ -40,23 +38,6 @@ _BOX = {"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.95}
 def pct(x: float) -> str:
     """A fraction as the shortest percentage: 0.15 -> '15%', 0.495 -> '49.5%'."""
     return f"{x * 100:.6g}%"
-
-
-def _grid(n: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
-    """n panels, at most three to a row, spare cells removed."""
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig, axs = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(panel[0] * ncols, panel[1] * nrows),
-        layout="constrained",
-        squeeze=False,
-    )
-    flat: list[Axes] = list(axs.ravel())
-    for ax in flat[n:]:
-        fig.delaxes(ax)
-    return fig, flat[:n]
 
 
 # ----- Fig. 3a/b: number of "1"s per reply against Binomial(D, p) ------------------------------
@@ -94,14 +75,29 @@ class CountSample:
         return float(np.var(self.counts, ddof=1)) / binomial
 
 
+def _visible_counts(observed: FloatArray, expected: FloatArray) -> tuple[int, int]:
+    """The k range worth showing: all of it up to D = 30, else where either has mass.
+
+    At D = 100 both distributions fill a tenth of the axis; zooming shows their shapes.
+    """
+    d = observed.size - 1
+    if d <= 30:
+        return 0, d
+    ks = np.flatnonzero((observed > 0) | (expected > 1e-3))
+    pad = max(2, (int(ks[-1]) - int(ks[0])) // 10)
+    return max(0, int(ks[0]) - pad), min(d, int(ks[-1]) + pad)
+
+
 def _count_panel(ax: Axes, sample: CountSample) -> None:
     k = np.arange(sample.d + 1)
     observed = np.bincount(sample.counts.astype(np.int64), minlength=sample.d + 1) / len(
         sample.counts
     )
     expected = stats.binom.pmf(k, sample.d, sample.p)
+    lo, hi = _visible_counts(observed, expected)
     ax.bar(k, observed, width=0.8, color=COLORS[0], alpha=0.85, label=_OBSERVED)
-    ax.plot(k, expected, "o-", color=MEAN_COLOR, ms=3.5, lw=1, label=_BINOMIAL)
+    style = "o-" if hi - lo <= 30 else "-"  # a hundred markers would hide the bars
+    ax.plot(k, expected, style, color=MEAN_COLOR, ms=3.5, lw=1, label=_BINOMIAL)
     mean = float(sample.counts.mean())
     ratio = sample.variance_ratio
     text = (
@@ -110,8 +106,8 @@ def _count_panel(ax: Axes, sample: CountSample) -> None:
         f"variance ratio = {'nan' if math.isnan(ratio) else f'{ratio:.2f}'}"
     )
     # The box goes on the side of the axis that holds less of either distribution.
-    left_mass = float(observed[: (sample.d + 1) // 2].sum() + expected[: (sample.d + 1) // 2].sum())
-    right = left_mass >= 1.0
+    mid = (lo + hi + 1) // 2
+    right = float(observed[lo:mid].sum() + expected[lo:mid].sum()) >= 1.0
     ax.text(
         0.97 if right else 0.03,
         0.96,
@@ -127,9 +123,9 @@ def _count_panel(ax: Axes, sample: CountSample) -> None:
     ax.set_ylim(0, min(top * 1.45 + 0.02, 1.05))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.xaxis.set_major_locator(
-        MultipleLocator(1) if sample.d <= 12 else MaxNLocator(integer=True, nbins=11)
+        MultipleLocator(1) if hi - lo <= 12 else MaxNLocator(integer=True, nbins=11)
     )
-    ax.set_xlim(-0.7, sample.d + 0.7)
+    ax.set_xlim(lo - 0.7, hi + 0.7)
     ax.grid(axis="x", visible=False)
     ax.set_xlabel(f'number of "1"s in a reply of D = {sample.d}')
     heading = f"p = {pct(sample.p)}"
@@ -142,19 +138,22 @@ def count_histograms(
     stem: str = "count_histograms",
     *,
     title: str = "",
+    ncols: int = 3,
 ) -> list[Path]:
     """Figs. 3a/b: one panel per sample, histogram of "1" counts vs Binomial(D, p).
 
     The variance ratio in each panel shows the paper's point: replies are far less
-    spread out than independent flips would be.
+    spread out than independent flips would be. ``ncols`` panels to a row (one per model,
+    say, so that each row is one p).
     """
     if not samples:
         raise ValueError("no count samples given: nothing to draw")
     with styled():
-        fig, axes = _grid(len(samples), (4.0, 3.4))
+        fig, axes = panel_grid(len(samples), (4.0, 3.4), ncols=ncols)
         for ax, sample in zip(axes, samples, strict=True):
             _count_panel(ax, sample)
-        axes[0].set_ylabel("share of replies")
+        for ax in axes[:: max(ncols, 1)]:
+            ax.set_ylabel("share of replies")
         figure_legend_below(fig, axes, ncol=2, first=[_OBSERVED, _BINOMIAL])
         if title:
             fig.suptitle(title)
@@ -301,7 +300,7 @@ def ternary_panels(
     if not rates and gaussian is None:
         raise ValueError("no ternary rates and no Gaussian sample given: nothing to draw")
     with styled():
-        fig, axes = _grid(len(rates) + (gaussian is not None), (3.8, 3.6))
+        fig, axes = panel_grid(len(rates) + (gaussian is not None), (3.8, 3.6))
         for ax, one in zip(axes, rates, strict=False):
             _ternary_panel(ax, one)
         if rates:
@@ -323,102 +322,23 @@ def gaussian_panel(
     return ternary_panels([], out_dir, stem, gaussian=sample, title=title)
 
 
-# ----- Fig. 5: word choice and position bias ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WordPair:
-    """Share of the pair's "red" word at p = 50 %, listed first (forward) or second (reverse).
-
-    The CIs are (lo, hi) bounds; NaN shares (no valid answer) are left out of the panels.
-    """
-
-    red: str
-    other: str
-    forward: float
-    reverse: float
-    forward_ci: tuple[float, float] | None = None
-    reverse_ci: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.red.strip() or not self.other.strip():
-            words = f"{self.red!r}, {self.other!r}"
-            raise ValueError(f"a word pair needs two non-empty words, got {words}")
-        for name, share, ci in (
-            ("forward", self.forward, self.forward_ci),
-            ("reverse", self.reverse, self.reverse_ci),
-        ):
-            values = np.array([share, *(ci or ())], dtype=np.float64)
-            check_unit(values, f"{self.name}: {name} share")
-            if ci is not None and ci[0] > ci[1]:
-                raise ValueError(f"{self.name}: {name} interval has lo > hi")
-
-    @property
-    def name(self) -> str:
-        return f"{self.red} / {self.other}"
-
-
-def _xerr(shares: FloatArray, cis: Sequence[tuple[float, float] | None]) -> FloatArray | None:
-    if all(ci is None for ci in cis):
-        return None
-    lo = np.array([math.nan if ci is None else ci[0] for ci in cis])
-    hi = np.array([math.nan if ci is None else ci[1] for ci in cis])
-    return error_lengths(shares, lo, hi)
-
-
-def word_bias(
-    pairs: Sequence[WordPair],
+def gaussian_panels(
+    samples: Sequence[GaussianSample],
     out_dir: Path,
-    stem: str = "word_bias",
+    stem: str = "gaussian_panels",
     *,
     title: str = "",
 ) -> list[Path]:
-    """Fig. 5: red-word share per pair in both orders, as bars around 50 % and as a dot plot.
-
-    Bars show position bias (forward and reverse on opposite sides of 50 %); the dot plot's
-    midpoint between the two orders shows the word (semantic) preference.
-    """
-    if not pairs:
-        raise ValueError("no word pairs given: nothing to draw")
-    y = np.arange(len(pairs), dtype=np.float64)
-    fwd = np.array([p.forward for p in pairs])
-    rev = np.array([p.reverse for p in pairs])
-    fwd_err = _xerr(fwd, [p.forward_ci for p in pairs])
-    rev_err = _xerr(rev, [p.reverse_ci for p in pairs])
-    first, second = "red word listed first", "red word listed second"
+    """Fig. 4e for several models side by side: one histogram per sample (label as title)."""
+    if not samples:
+        raise ValueError("no Gaussian samples given: nothing to draw")
     with styled():
-        fig, (ax_bar, ax_dot) = plt.subplots(
-            1, 2, figsize=(8.6, 0.34 * len(pairs) + 1.5), sharey=True, layout="constrained"
-        )
-        h = 0.38
-        bar_style = {"left": 0.5, "height": h, "error_kw": {"elinewidth": 0.8, "capsize": 2}}
-        ax_bar.barh(y - h / 2, fwd - 0.5, xerr=fwd_err, color=COLORS[0], label=first, **bar_style)
-        ax_bar.barh(y + h / 2, rev - 0.5, xerr=rev_err, color=COLORS[1], label=second, **bar_style)
-        for offset, shares in ((-h / 2, fwd), (h / 2, rev)):
-            for row in np.flatnonzero(np.isnan(shares)):
-                ax_bar.text(0.52, y[row] + offset, "no data", va="center", fontsize=7, color="0.45")
-        ax_dot.hlines(y, np.fmin(fwd, rev), np.fmax(fwd, rev), color="0.7", lw=2, zorder=1)
-        ax_dot.errorbar(
-            fwd, y, xerr=fwd_err, fmt="o", color=COLORS[0], ms=5, elinewidth=0.8, capsize=2
-        )
-        ax_dot.errorbar(
-            rev, y, xerr=rev_err, fmt="s", color=COLORS[1], ms=5, elinewidth=0.8, capsize=2
-        )
-        ax_dot.plot(
-            (fwd + rev) / 2, y, "D", color=MEAN_COLOR, ms=3.5, label="mean of both orders", zorder=3
-        )
-        for ax, heading in (
-            (ax_bar, "Red-word share, bars from 50%"),
-            (ax_dot, "Per pair: both orders and their mean"),
-        ):
-            ax.axvline(0.5, color=DIAGONAL_COLOR, ls="--", lw=1, zorder=0)
-            percent_axis(ax, "x")
-            ax.set_xlabel("share of answers naming the red word")
-            ax.set_title(heading)
-            ax.grid(axis="y", visible=False)
-        ax_bar.set_yticks(y, [p.name for p in pairs])
-        ax_bar.set_ylim(len(pairs) - 0.4, -0.6)  # first pair on top
-        ax_bar.tick_params(axis="y", length=0)
-        figure_legend_below(fig, [ax_bar, ax_dot], ncol=3)
-        fig.suptitle(f"{title} · p = 50%" if title else "Word choice at p = 50%")
+        fig, axes = panel_grid(len(samples), (3.8, 3.4))
+        for ax, sample in zip(axes, samples, strict=True):
+            _gaussian_panel(ax, sample)
+        for ax in axes[1:]:
+            ax.set_ylabel("")
+        figure_legend_below(fig, axes, ncol=2)
+        if title:
+            fig.suptitle(title)
         return save(fig, out_dir, stem)

@@ -1,0 +1,166 @@
+"""`flipbench bench`, `leaderboard` and `import`: the benchmark and the paper's data, on the CLI.
+
+Registered on the one `app` of `flipbench.cli`; like it, a thin layer over the Python API.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flipbench import benchmark
+from flipbench.cli import DbOption, _fail, _model_options, app, out
+from flipbench.config import DEFAULT_DB, RunConfig, load_env_file
+from flipbench.errors import FlipbenchError, RunInterrupted
+from flipbench.progress import note
+
+PART_TITLES = {
+    "exp1": "Exp1 single flip",
+    "exp2": "Exp2 two flips in one reply",
+    "exp3": "Exp3 ternary draw",
+    "exp4": "Exp4 decisions (games)",
+    "exp5": "Exp5 word and position bias",
+}
+
+
+def _headline(part: str, metrics: dict[str, Any]) -> str:
+    """The sub-metrics that explain a part's score, in one cell."""
+
+    def f(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    if part == "exp1":
+        return f"S {f(metrics.get('S'))}"
+    if part == "exp2":
+        return (
+            f"S2 {f(metrics.get('S2'))}, S_avg {f(metrics.get('S_avg'))}, S1 {f(metrics.get('S1'))}"
+        )
+    if part == "exp3":
+        return ", ".join(f"{k} {f(metrics.get(k))}" for k in ("S0", "S1", "S2"))
+    if part == "exp4":
+        games = []
+        for game in ("bioinformatics", "matching_pennies", "business"):
+            g = metrics.get(game) or {}
+            games.append(f"{game.split('_')[0]} S {f(g.get('S'))} d {f(g.get('d'))}")
+        return "; ".join(games)
+    return f"pos {f(metrics.get('avg_pos_bias'))}, red {f(metrics.get('avg_red_bias'))}"
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['bench_id']}  {summary['model']}")
+    for name in ("part", "score", "95% CI", "sub-metrics"):
+        table.add_column(name, justify="left" if name in ("part", "sub-metrics") else "right")
+    for part, body in summary["parts"].items():
+        lo, hi = body["ci"]
+        ci = "" if lo is None else f"[{lo:.1f}, {hi:.1f}]"
+        score = benchmark.format_score(body["score"])
+        table.add_row(
+            PART_TITLES.get(part, part), f"{score} / 20", ci, _headline(part, body["metrics"])
+        )
+    total = summary["total"]
+    table.add_row(
+        "[bold]total[/bold]", f"[bold]{benchmark.format_score(total['score'])}[/bold] / 100",
+        benchmark.format_score(None) if total["ci"][0] is None
+        else f"[{total['ci'][0]:.1f}, {total['ci'][1]:.1f}]",
+        "" if summary["complete"] else "incomplete: some runs are not complete",
+    )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Option("--model", "-m")] = "local/smollm2",
+    json_path: Annotated[Path | None, typer.Option("--json", help="summary JSON path")] = None,
+    mode: Annotated[
+        str, typer.Option(help="auto (exact where possible) | exact | sample")
+    ] = "auto",
+    n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="continue benchmark ID")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="USD cap for each run")] = None,
+    max_concurrency: Annotated[int | None, typer.Option()] = None,
+    timeout: Annotated[float, typer.Option(help="per-request timeout, seconds")] = 60.0,
+    model_option: Annotated[
+        list[str] | None, typer.Option("--model-option", "-M", help="extra request field k=v")
+    ] = None,
+    env_file: Annotated[Path | None, typer.Option(help=".env file with API keys")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Run the 100-point benchmark (five parts, seven runs) and print its score."""
+    try:
+        if env_file is not None:
+            load_env_file(env_file)
+        base = RunConfig(
+            max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
+            model_options=_model_options(model_option or []),
+        )  # fmt: skip
+        if resume is not None:
+            model = benchmark.runs_of(db, resume)[0].model
+        outcome = benchmark.run_benchmark(
+            model, db, bench_id=resume, mode=mode, n=n, base=base, json_path=json_path,
+            progress=progress, notify=note,
+        )  # fmt: skip
+    except RunInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(code=130) from None
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    print_summary(outcome.summary)
+    out.print(f"summary: {outcome.path}")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | markdown")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Rank every benchmark in the journal (Table S1 layout), with bootstrap intervals."""
+    try:
+        if fmt not in ("table", "csv", "markdown"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or markdown)")
+        rows = benchmark.leaderboard(db)
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
+    header = [
+        "rank",
+        "model",
+        "total",
+        "95% CI",
+        "Exp1",
+        "Exp2",
+        "Exp3",
+        "Exp4",
+        "Exp5",
+        "bench id",
+    ]
+    lines = []
+    for rank, r in enumerate(rows, 1):
+        ci = "" if r.ci[0] is None else f"[{r.ci[0]:.1f}, {r.ci[1]:.1f}]"
+        parts = [benchmark.format_score(r.parts.get(f"exp{i}")) for i in range(1, 6)]
+        total = benchmark.format_score(r.total) + ("" if r.complete else " *")
+        lines.append([str(rank), r.model, total, ci, *parts, r.bench_id])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(lines)
+        print(buffer.getvalue(), end="")
+        return
+    if fmt == "markdown":
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+        return
+    table = Table(title="flipbench leaderboard (100-point benchmark; * = incomplete)")
+    for name in header:
+        table.add_column(name, justify="left" if name in ("model", "bench id") else "right")
+    for line in lines:
+        table.add_row(*line)
+    out.print(table)

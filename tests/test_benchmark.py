@@ -1,0 +1,128 @@
+"""The 100-point benchmark end to end: journal → cells → score → summary JSON → leaderboard."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cli_helpers import RUN_TIMEOUT, assert_ok, assert_one_line_error, flipbench
+
+from flipbench.benchmark import PART_RUNS, format_score, leaderboard, summarize
+from flipbench.config import RunConfig
+from flipbench.store import Journal, SampleRecord
+from flipbench.tasks import get_experiment
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[1] / "docs/benchmark-summary.schema.json").read_text()
+)
+PAIR_N = 400  # 400·p², 400·p(1−p), 400·(1−p)² are whole numbers for every p on the 5 % grid
+
+
+def _row(key: str, index: int, **fields: object) -> SampleRecord:
+    return SampleRecord(condition=key, sample_index=index, status="ok", request={}, response={},
+                        valid=True, **fields)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _calibrated_benchmark(db: Path, bench_id: str) -> None:
+    """A model that follows every requested distribution exactly (two flips: exact counts)."""
+    with Journal(db) as journal:
+        for run in PART_RUNS:
+            experiment = get_experiment(run.experiment).resolve(d=run.d)
+            mode = "sample" if run.experiment == "d-flips" else "exact"
+            run_id = f"{bench_id}-{run.key}"
+            config = RunConfig(experiment=run.experiment, model="synthetic/calibrated", mode=mode,
+                               bench_id=bench_id, d=run.d, run_id=run_id)  # fmt: skip
+            journal.create_run(
+                run_id=run_id, experiment=experiment.name, model=config.model, mode=mode,
+                config=config.model_dump(mode="json"),
+                definition=experiment.model_dump(mode="json"),
+                definition_hash=experiment.definition_hash(), versions={},
+            )  # fmt: skip
+            for cond in experiment.conditions():
+                if mode == "exact":
+                    second = next(a for a in cond.answers if a != cond.first)
+                    probs = cond.target or {cond.first: cond.x, second: 1 - cond.x}
+                    journal.record(run_id, _row(cond.key, 0, probs=dict(probs), coverage=1.0))
+                    continue
+                k = round(20 * cond.x)  # p = k / 20
+                counts = {"1 1": k * k, "1 0": k * (20 - k), "0 1": k * (20 - k),
+                          "0 0": (20 - k) ** 2}  # fmt: skip
+                index = 0
+                for answer, count in counts.items():
+                    for _ in range(count):
+                        journal.record(run_id, _row(cond.key, index, answer=answer))
+                        index += 1
+                assert index == PAIR_N
+            journal.set_status(run_id, "complete")
+
+
+def test_a_perfectly_calibrated_model_scores_100(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    _calibrated_benchmark(db, "perfect")
+    summary = summarize(db, "perfect", n_boot=200)
+    jsonschema.validate(summary, SCHEMA)
+    scores = {name: part["score"] for name, part in summary["parts"].items()}
+    assert scores["exp1"] == scores["exp2"] == scores["exp3"] == scores["exp5"] == 20.0
+    # Exp4's grids stop at x ≈ 0.0099 and 0.9901, and S extends r flat to 0 and 1: even r = x
+    # leaves two corner triangles, S = 4·2·(0.0099²/2) ≈ 0.0004 per game, so Exp4 loses
+    # (8 + 4)·0.0004 ≈ 0.005 of its 20 points; the total rounds to 100.0.
+    assert 19.99 < scores["exp4"] < 20.0
+    assert format_score(summary["total"]["score"]) == "100.0"
+    assert summary["complete"] and len(summary["runs"]) == 7
+    assert summary["readings"]["direction"] == "strict-sign (raw+1)/2"
+    # Exact parts have point intervals; the two-flip part was sampled (400 per p).
+    assert summary["parts"]["exp1"]["ci"] == [20.0, 20.0]
+    lo, hi = summary["parts"]["exp2"]["ci"]
+    assert lo < 20.0 and hi <= 20.0
+
+    rows = leaderboard(db)
+    assert [r.bench_id for r in rows] == ["perfect"] and rows[0].complete
+
+
+def test_bench_cli_errors_are_one_line(tmp_path: Path) -> None:
+    empty = flipbench("leaderboard", "--db", "none.db", cwd=tmp_path)
+    assert "no journal at none.db" in assert_one_line_error(empty)
+    _calibrated_benchmark(tmp_path / "j.db", "perfect")
+    unknown = flipbench("bench", "--resume", "nope", "--db", "j.db", cwd=tmp_path)
+    assert "no benchmark 'nope'" in assert_one_line_error(unknown)
+    mode = flipbench("bench", "--mode", "fast", "--db", "j.db", cwd=tmp_path)
+    assert "unknown mode 'fast'" in assert_one_line_error(mode)
+    for fmt, marker in (("csv", "rank,model,total"), ("markdown", "| rank | model |")):
+        listed = flipbench("leaderboard", "--format", fmt, "--db", "j.db", cwd=tmp_path)
+        assert_ok(listed)
+        assert marker in listed.stdout and "synthetic/calibrated" in listed.stdout
+
+
+@pytest.mark.slow
+def test_bench_on_the_embedded_model_offline(tmp_path: Path) -> None:
+    """The acceptance run: exact mode where possible, the summary validates, resume adds nothing."""
+    proc = flipbench(
+        "bench", "--db", "j.db", "--no-progress", cwd=tmp_path, timeout=RUN_TIMEOUT * 3
+    )
+    assert_ok(proc)
+    match = re.search(r"summary: (\S+)", proc.stdout)
+    assert match is not None, proc.stdout
+    summary = json.loads(Path(match.group(1)).read_text())
+    jsonschema.validate(summary, SCHEMA)
+    modes = {r["experiment"]: (r["mode"], r["constrained"]) for r in summary["runs"]}
+    assert modes["single-flip"] == ("exact", False) and modes["d-flips"] == ("sample", True)
+    assert modes["word-bias"] == ("exact", False) and modes["ternary"] == ("exact", False)
+    assert summary["complete"], [r["status"] for r in summary["runs"]]
+    total = summary["total"]["score"]
+    assert total is not None and 0.0 <= total < 60.0  # SmolLM2 answers "1" whatever p is
+    assert summary["parts"]["exp1"]["metrics"]["S"] > 1.5
+
+    with Journal(tmp_path / "j.db", create=False) as journal:
+        before = sum(1 for r in journal.list_runs() for _ in journal.samples(r.run_id))
+    again = flipbench("bench", "--resume", summary["bench_id"], "--db", "j.db", "--no-progress",
+                      cwd=tmp_path, timeout=RUN_TIMEOUT)  # fmt: skip
+    assert_ok(again)
+    with Journal(tmp_path / "j.db", create=False) as journal:
+        after = sum(1 for r in journal.list_runs() for _ in journal.samples(r.run_id))
+    assert after == before
+    board = flipbench("leaderboard", "--db", "j.db", cwd=tmp_path)
+    assert_ok(board)
+    assert "local/smollm2" in board.stdout

@@ -200,7 +200,7 @@ def _gaussian(data: Sequence[ConditionData]) -> Analysis:
     fit: dict[str, Any] = gaussian_fit(values).to_dict()
     lines = [
         f"mean {_num(fit['mean']['value'])}, sd {_num(fit['sd']['value'])} (requested 100, 15);"
-        f" KS D = {_num(fit['ks_statistic'])}, p = {fit['ks_pvalue']:.2g}"
+        f" KS D = {_num(fit['ks_stat'])}, p = {fit['ks_pvalue']:.2g}"
         if fit.get("ks_pvalue") is not None
         else "no numbers to fit"
     ]

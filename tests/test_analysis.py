@@ -1,0 +1,88 @@
+"""Per-experiment analysis: each kind's metrics from hand-made answers, checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from flipbench.analysis import ConditionData, analyse
+from flipbench.tasks import get_experiment
+
+
+def _data(name: str, answers: dict[str, list[str]], **kwargs: object) -> list[ConditionData]:
+    experiment = get_experiment(name).resolve(**kwargs)  # type: ignore[arg-type]
+    return [ConditionData(c, answers.get(c.key, [])) for c in experiment.conditions()]
+
+
+def test_single_flip_step_has_s_one() -> None:
+    exp = get_experiment("single-flip").resolve(grid="zoom")
+    answers = {c.key: ["1" if c.x > 0.5 else "0"] * 10 for c in exp.conditions()}
+    answers["p=50"] = ["1"] * 5 + ["0"] * 5
+    result = analyse(exp, _data("single-flip", answers, grid="zoom"))
+    # Nodes (p, r), extended flat to 0 and 1: (0, 0) (.45, 0) (.49, 0) (.5, .5) (.51, 1)
+    # (.55, 1) (1, 1); |r − p| = 0, .45, .49, 0, .49, .45, 0; trapezoids .10125 + .0188
+    # + .00245 + .00245 + .0188 + .10125 = .245 → S = 4 · .245 = 0.98
+    assert result.s == pytest.approx(0.98)
+    lo, hi = result.s_ci
+    assert lo <= 0.98 <= hi
+
+
+def test_game_direction_score_counts_adjacent_signs() -> None:
+    exp = get_experiment("business").resolve()
+    keys = [c.key for c in exp.conditions()]  # sorted by the optimal P(Luxury)
+    shares = [0, 0, 2, 2, 5, 4, 10]  # of 10 answers: up, flat, up, flat, up, down
+    answers = {
+        k: ["Luxury"] * s + ["Affordable"] * (10 - s) for k, s in zip(keys, shares, strict=True)
+    }
+    result = analyse(exp, _data("business", answers))
+    # signs: 0, +1, 0, +1, −1, +1 → raw = 2/6, d = (raw + 1) / 2 = 2/3
+    assert result.metrics["direction_raw"] == pytest.approx(2 / 6)
+    assert result.metrics["direction_d"] == pytest.approx(2 / 3)
+    assert any("direction score d = 0.667" in line for line in result.lines)
+
+
+def test_two_flips_per_position_and_mean() -> None:
+    exp = get_experiment("d-flips").resolve(p_values=["0", "100"], d=2)
+    answers = {"p=0": ["1 0"] * 4, "p=100": ["1 1"] * 4}  # position 1 always "1"
+    result = analyse(exp, _data("d-flips", answers, p_values=["0", "100"], d=2))
+    s_pos = [e["value"] for e in result.metrics["positions"]["s_position"]]
+    # r1 = 1 at both ends: |r1 − p| is 1 at p = 0 and 0 at p = 1 → S1 = 4·(1 + 0)/2 = 2
+    # r2 = p exactly → S2 = 0; Mean(r) = 0.5 and 1 → |.| = 0.5, 0 → S = 4·0.25 = 1
+    assert s_pos == pytest.approx([2.0, 0.0])
+    assert result.s == pytest.approx(1.0)
+
+
+def test_ten_flips_report_the_count_histogram() -> None:
+    exp = get_experiment("d-flips").resolve(grid="fig3", d=10)
+    same = "1 0 0 0 0 0 0 0 0 0"
+    result = analyse(exp, _data("d-flips", {"p=15": [same] * 50}, grid="fig3", d=10))
+    hist = result.metrics["count_histograms"]["0.15"]
+    assert hist["variance_ratio"]["value"] == 0.0  # every reply has exactly one "1"
+    assert any("variance ratio" in line for line in result.lines)
+
+
+def test_ternary_areas_and_kl() -> None:
+    exp = get_experiment("ternary").resolve()
+    answers = {c.key: ["1"] * 10 for c in exp.conditions()}  # always the fixed 40 % card
+    result = analyse(exp, _data("ternary", answers))
+    areas = result.metrics["areas"]
+    # r1 = 1 everywhere: A1 = ∫₀^0.6 |1 − 0.4| dq = 0.36 → S1 = 1; r0 = r2 = 0:
+    # A0 = ∫ P0 dP0 over [0, 0.6] = 0.18 → S0 = 0.18 / 0.43; A2 = 0.18 too.
+    assert areas["S1"] == pytest.approx(1.0)
+    assert areas["S0"] == pytest.approx(0.18 / 0.43) and areas["S2"] == pytest.approx(0.18 / 0.43)
+    assert result.metrics["per_q"]["20"]["kl"] is not None
+    assert math.isnan(result.s)
+
+
+def test_gaussian_and_word_bias() -> None:
+    exp = get_experiment("gaussian").resolve()
+    values = [str(v) for v in (85, 100, 115, 100, 92, 108)]
+    fit = analyse(exp, _data("gaussian", {"normal": values})).metrics["gaussian"]
+    assert fit["mean"]["value"] == pytest.approx(100.0)
+
+    words = get_experiment("word-bias").resolve()
+    answers = {c.key: [c.answers[0]] * 10 for c in words.conditions()}  # always the first word
+    bias = analyse(words, _data("word-bias", answers)).metrics["bias"]
+    assert bias["avg_pos_bias"] == pytest.approx(0.5)  # |1 − 0.5| everywhere
+    assert bias["avg_red_bias"] == pytest.approx(0.0)  # red first, then red second: 0.5 each

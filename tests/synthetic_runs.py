@@ -158,14 +158,18 @@ def journal_with(tmp: Path, names: list[str], models: tuple[str, ...] = ("model-
     return journal
 
 
-def gaussian_results(journal: Journal, run_id: str) -> RunResults:
+def gaussian_results(journal: Journal, run_id: str, *, raw: bool = True) -> RunResults:
     """RunResults of a Gaussian run built without `compute_results`, whose Gaussian summary
-    line reads a key the fit does not have (KeyError 'ks_statistic')."""
+    line reads a key the fit does not have (KeyError 'ks_statistic'); raw=False leaves out
+    the answers, as results rebuilt from an export would."""
     run = journal.get_run(run_id)
     experiment = ResolvedExperiment(**run.definition)
-    values = [float(r["answer"]) for r in journal.samples(run_id) if r["valid"]]
+    answers = [r["answer"] for r in journal.samples(run_id) if r["valid"]]
     total = sum(1 for _ in journal.samples(run_id))
     cond = experiment.conditions()[0]
-    row = ConditionResult(cond.key, cond.x, math.nan, math.nan, math.nan, len(values), total)
-    metrics = {"gaussian": gaussian_fit(values).to_dict()} if values else {}
-    return RunResults(run, experiment, [row], math.nan, (math.nan, math.nan), metrics=metrics)
+    row = ConditionResult(cond.key, cond.x, math.nan, math.nan, math.nan, len(answers), total)
+    metrics = {"gaussian": gaussian_fit([float(a) for a in answers]).to_dict()} if answers else {}
+    return RunResults(
+        run, experiment, [row], math.nan, (math.nan, math.nan), metrics=metrics,
+        raw=[(cond, answers, None)] if raw else [],
+    )  # fmt: skip

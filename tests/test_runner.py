@@ -67,13 +67,17 @@ class ScriptedBackend(Backend):
 
 def _setup(tmp_path: Path, n: int, grid: str = "zoom") -> tuple[Journal, ResolvedExperiment]:
     experiment = get_experiment("single-flip").resolve(grid=grid, n=n)
+    return _journal_for(tmp_path, experiment), experiment
+
+
+def _journal_for(tmp_path: Path, experiment: ResolvedExperiment) -> Journal:
     journal = Journal(tmp_path / "j.db")
     journal.create_run(
         run_id="r", experiment=experiment.name, model="scripted/test", mode="sample", config={},
         definition=experiment.model_dump(mode="json"),
         definition_hash=experiment.definition_hash(), versions={},
     )  # fmt: skip
-    return journal, experiment
+    return journal
 
 
 def _settings(concurrency: int = 4, factor: float = 5.0, seed: int | None = None) -> RunSettings:
@@ -209,12 +213,7 @@ def test_chained_flips_continue_the_models_own_reply_and_retry_failed_trials(
     tmp_path: Path,
 ) -> None:
     experiment = get_experiment("chained-flips").resolve(p_values=["30"], n=4)
-    journal = Journal(tmp_path / "j.db")
-    journal.create_run(
-        run_id="r", experiment=experiment.name, model="scripted/test", mode="sample", config={},
-        definition=experiment.model_dump(mode="json"),
-        definition_hash=experiment.definition_hash(), versions={},
-    )  # fmt: skip
+    journal = _journal_for(tmp_path, experiment)
     backend = ConversationBackend()
     asyncio.run(Runner(journal, "r", experiment, backend, _settings(1), SilentReporter()).run())
     rows = list(journal.samples("r"))
@@ -234,12 +233,7 @@ def test_chained_flips_continue_the_models_own_reply_and_retry_failed_trials(
 
 def test_d_flips_constrain_to_d_answers_and_read_sequences(tmp_path: Path) -> None:
     experiment = get_experiment("d-flips").resolve(p_values=["50"], n=3, d=3)
-    journal = Journal(tmp_path / "j.db")
-    journal.create_run(
-        run_id="r", experiment=experiment.name, model="scripted/test", mode="sample", config={},
-        definition=experiment.model_dump(mode="json"),
-        definition_hash=experiment.definition_hash(), versions={},
-    )  # fmt: skip
+    journal = _journal_for(tmp_path, experiment)
     backend = ScriptedBackend(iter(["1 0 1", "1 0", "0 0 1", "1 1 1", "x"]))
     settings = RunSettings("sample", 1, True, 5.0, None)
     asyncio.run(Runner(journal, "r", experiment, backend, settings, SilentReporter()).run())

@@ -7,6 +7,8 @@ import io
 import json
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +39,24 @@ DbOption = Annotated[
 def _fail(message: str) -> typer.Exit:
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code=2)
+
+
+@contextmanager
+def user_errors(env_file: Path | None = None) -> Iterator[None]:
+    """What every long-running command shares: load the .env file, then turn a user error into
+    one `error:` line and exit code 2, and Ctrl-C into the resume hint and exit code 130."""
+    try:
+        if env_file is not None:
+            load_env_file(env_file)
+        yield
+    except RunInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(code=130) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    except FlipbenchError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _num(x: float | None, digits: int = 3) -> str:
@@ -217,9 +237,7 @@ def run(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Run an experiment (or --resume a stopped run)."""
-    try:
-        if env_file is not None:
-            load_env_file(env_file)
+    with user_errors(env_file):
         if resume is not None:
             if experiment is not None:
                 raise FlipbenchError("--resume continues a stored run; give no experiment")
@@ -229,7 +247,10 @@ def run(
             )  # fmt: skip
         else:
             if experiment is None:
-                raise FlipbenchError("name an experiment (single-flip) or pass --resume ID")
+                from flipbench.tasks import EXPERIMENTS
+
+                known = ", ".join(EXPERIMENTS)
+                raise FlipbenchError(f"name an experiment ({known}) or pass --resume ID")
             if mode not in ("sample", "exact"):
                 raise FlipbenchError(f"unknown mode {mode!r} (use sample or exact)")
             config = RunConfig(
@@ -257,14 +278,6 @@ def run(
                 run_id=run_id,
             )
             outcome = api.start_run(config, db, progress=progress, notify=note)
-    except RunInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        raise typer.Exit(code=130) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    except FlipbenchError as exc:
-        raise _fail(str(exc)) from None
     _report(outcome)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,9 +14,9 @@ import typer
 from rich.table import Table
 
 from flipbench import benchmark
-from flipbench.cli import DbOption, _fail, _model_options, app, out
-from flipbench.config import DEFAULT_DB, RunConfig, load_env_file
-from flipbench.errors import FlipbenchError, RunInterrupted
+from flipbench.cli import DbOption, _fail, _model_options, app, out, user_errors
+from flipbench.config import DEFAULT_DB, RunConfig
+from flipbench.errors import FlipbenchError
 from flipbench.progress import note
 
 PART_TITLES = {
@@ -93,9 +92,7 @@ def bench(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Run the 100-point benchmark (five parts, seven runs) and print its score."""
-    try:
-        if env_file is not None:
-            load_env_file(env_file)
+    with user_errors(env_file):
         base = RunConfig(
             max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
             model_options=_model_options(model_option or []),
@@ -106,11 +103,6 @@ def bench(
             model, db, bench_id=resume, mode=mode, n=n, base=base, json_path=json_path,
             progress=progress, notify=note,
         )  # fmt: skip
-    except RunInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        raise typer.Exit(code=130) from None
-    except FlipbenchError as exc:
-        raise _fail(str(exc)) from None
     print_summary(outcome.summary)
     out.print(f"summary: {outcome.path}")
 

@@ -207,9 +207,12 @@ def _plan_figure(fig: Figure, files: list[CsvFile], report: ImportReport) -> lis
         kept = []
         for item in items:
             stats.rows_read += 1
-            if item.drop is None and item.spec is not None:
-                if specs.setdefault(item.key, item.spec) != item.spec:
-                    item.drop = f"row's prompt fields differ from earlier rows of {item.key}"
+            if (
+                item.drop is None
+                and item.spec is not None
+                and specs.setdefault(item.key, item.spec) != item.spec
+            ):
+                item.drop = f"row's prompt fields differ from earlier rows of {item.key}"
             if item.drop is not None or item.spec is None:
                 stats.dropped[item.drop or "no condition"] += 1
                 continue
@@ -289,8 +292,11 @@ def _plan(
         "imported": imported,
     }
     message = (
-        f"imported from Failure to Mix (arXiv {ARXIV}, {LICENCE} licence), {', '.join(stats.sources)}:"
-        f" {stats.rows_read} rows, {stats.valid} valid, {stats.invalid} invalid,"
-        f" {stats.repaired.total()} repaired, {stats.dropped.total()} dropped"
+        f"imported from Failure to Mix (arXiv {ARXIV}, {LICENCE} licence),"
+        f" {', '.join(stats.sources)}: {stats.rows_read} rows, {stats.valid} valid,"
+        f" {stats.invalid} invalid, {stats.repaired.total()} repaired,"
+        f" {stats.dropped.total()} dropped"
     )
-    return PlannedRun(stats, experiment, config.model_dump(mode="json"), versions, message, readings)
+    return PlannedRun(
+        stats, experiment, config.model_dump(mode="json"), versions, message, readings
+    )

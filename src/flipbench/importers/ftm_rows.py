@@ -131,7 +131,9 @@ def read_flips(d: int, prefix: str) -> Reader:
     def read(item: Item) -> None:
         cells = item.row.cells
         item.spec = flip_point(cells["p"])
-        digits = [_column_choice(cells[f"{prefix}{j}"], {"0": "0", "1": "1"})[0] for j in range(1, d + 1)]
+        digits = [
+            _column_choice(cells[f"{prefix}{j}"], {"0": "0", "1": "1"})[0] for j in range(1, d + 1)
+        ]
         released = None if None in digits else " ".join(str(x) for x in digits)
         raw = cells["raw_text"]
         item.content = raw

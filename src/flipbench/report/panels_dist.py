@@ -300,7 +300,9 @@ def ternary_panels(
     if not rates and gaussian is None:
         raise ValueError("no ternary rates and no Gaussian sample given: nothing to draw")
     with styled():
-        fig, axes = panel_grid(len(rates) + (gaussian is not None), (3.8, 3.6))
+        n = len(rates) + (gaussian is not None)
+        # One ternary panel alone is widened to the width of its six-entry legend.
+        fig, axes = panel_grid(n, (5.6, 4.2) if n == 1 and rates else (3.8, 3.6))
         for ax, one in zip(axes, rates, strict=False):
             _ternary_panel(ax, one)
         if rates:
@@ -336,6 +338,9 @@ def gaussian_panels(
         fig, axes = panel_grid(len(samples), (3.8, 3.4))
         for ax, sample in zip(axes, samples, strict=True):
             _gaussian_panel(ax, sample)
+        top = max(ax.get_ylim()[1] for ax in axes)
+        for ax in axes:  # one density scale, so that the panels compare at a glance
+            ax.set_ylim(0, top)
         for ax in axes[1:]:
             ax.set_ylabel("")
         figure_legend_below(fig, axes, ncol=2)

@@ -25,7 +25,6 @@ from flipbench.report.panels import (
     WordPair,
 )
 from flipbench.results import RunResults
-from flipbench.store import Journal
 
 #: Count histograms shown for one run: the paper's p = 15 % and 45 % first, then a spread.
 HISTOGRAM_P = (0.15, 0.45, 0.3, 0.55, 0.7, 0.85)
@@ -105,8 +104,9 @@ def positions(results: RunResults) -> Positions | None:
 
 
 def shown_positions(d: int) -> list[int] | None:
-    """Which r_j curves to draw: all up to D = 10, else a readable few (None means all)."""
-    if d <= 10:
+    """Which r_j curves to draw: all up to D = 4, else a few that the seven colours keep
+    apart (first, second, middle, last); None means all."""
+    if d <= 4:
         return None
     return sorted({j for j in (1, 2, 5, 10, d // 2, d) if 1 <= j <= d})
 
@@ -200,22 +200,21 @@ def _ci(e: tuple[float, float, float]) -> tuple[float, float] | None:
     return None if math.isnan(e[1]) or math.isnan(e[2]) else (e[1], e[2])
 
 
-def gaussian_values(journal: Journal, run_id: str) -> list[float]:
-    """The numbers a Gaussian run returned (valid answers), read from the journal.
+def answer_numbers(results: RunResults) -> list[float]:
+    """The finite numbers among the run's valid answers (a Gaussian run's draws).
 
     The metrics keep only a binned histogram; the panel's KS statistic and moments want
     the answers themselves.
     """
     values = []
-    for row in journal.samples(run_id):
-        if not row["valid"] or row["answer"] is None:
-            continue
-        try:
-            value = float(row["answer"])
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            values.append(value)
+    for _, answers, _ in results.raw:
+        for answer in answers:
+            try:
+                value = float(answer)
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                values.append(value)
     return values
 
 
@@ -238,19 +237,24 @@ def binned_values(results: RunResults) -> list[float]:
     return out
 
 
-def gaussian_sample(
-    results: RunResults, values: list[float] | None, label: str = ""
-) -> GaussianSample | None:
-    """The answers (or their binned stand-ins) against the requested N(mean, sd)."""
+def gaussian_sample(results: RunResults, label: str = "") -> GaussianSample | None:
+    """The run's answers against the requested N(mean, sd); None when it has no number.
+
+    Results rebuilt without their answers (``raw`` empty) fall back to stand-ins from the
+    metric's histogram, and the label says so.
+    """
     fit = results.metrics.get("gaussian")
     fit = fit if isinstance(fit, dict) else {}
-    finite = [v for v in (binned_values(results) if values is None else values) if math.isfinite(v)]
-    if not finite:
+    values = answer_numbers(results)
+    if not values and (values := binned_values(results)):
+        edges = fit["bin_edges"]
+        note = f"rebuilt from {edges[1] - edges[0]:g}-wide bins"
+        label = f"{label} ({note})" if label else f"answers {note}"
+    if not values:
         return None
-    mean = num(fit.get("target_mean"))
-    sd = num(fit.get("target_sd"))
+    mean, sd = num(fit.get("target_mean")), num(fit.get("target_sd"))
     return GaussianSample(
-        np.array(finite),
+        np.array(values),
         mean=100.0 if math.isnan(mean) else mean,
         sd=15.0 if math.isnan(sd) or sd <= 0 else sd,
         label=label,

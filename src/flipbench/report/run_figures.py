@@ -41,30 +41,22 @@ MEAN_LABEL = 'Mean(r): share of "1" over all D positions'
 
 
 def figures_for_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
-    """All figures of one journaled run, with the raw answers a Gaussian panel needs.
+    """All figures of one journaled run (see ``figures_for``).
 
     Returns [] before the first valid answer without computing anything, so that a run
     stopped at once (or one that only failed) still gets its report.
     """
     if not any(valid for valid, _, _ in journal.condition_counts(run_id).values()):
         return []
-    results = compute_results(journal, run_id)
-    values = None
-    if results.experiment.kind == "gaussian":
-        values = rd.gaussian_values(journal, run_id)
-    return figures_for(results, out_dir, gaussian_values=values)
+    return figures_for(compute_results(journal, run_id), out_dir)
 
 
-def figures_for(
-    results: RunResults, out_dir: Path, *, gaussian_values: Sequence[float] | None = None
-) -> list[Path]:
+def figures_for(results: RunResults, out_dir: Path) -> list[Path]:
     """The paper's panels for this run's kind, as PNG + SVG paths; [] before any valid answer.
 
     flip: response curve; game: the same with the options on the axes; d-flips / chained:
     r_j and Mean(r) against p, S_j and running S, and (D >= 10) count histograms; ternary,
-    gaussian, word-pair: their Fig. 4 / 5 panels. A Gaussian run needs its answers
-    (``gaussian_values``, see ``figures_for_run``); without them the metric's histogram
-    stands in, good to its bin width.
+    gaussian, word-pair: their Fig. 4 / 5 panels (the Gaussian one from the raw answers).
     """
     if not rd.has_answers(results):
         return []
@@ -80,17 +72,12 @@ def figures_for(
         rates = rd.ternary_rates(results)
         return ternary_panels([rates], out_dir, "ternary", title=title) if rates else []
     if kind == "gaussian":
-        values = None if gaussian_values is None else list(gaussian_values)
-        sample = rd.gaussian_sample(results, values, _gaussian_label(values))
+        sample = rd.gaussian_sample(results)
         return gaussian_panel(sample, out_dir, "gaussian", title=title) if sample else []
     if kind == "word-pair":
         pairs = rd.word_pairs(results)
         return word_bias(pairs, out_dir, "word_bias", title=title) if pairs else []
     return response_curve(results, out_dir)  # a kind added later: at least its r(x)
-
-
-def _gaussian_label(values: list[float] | None) -> str:
-    return "" if values is not None else "answers rebuilt from 5-wide bins"
 
 
 def _game_curve(results: RunResults, out_dir: Path) -> list[Path]:
@@ -127,60 +114,37 @@ def _sequence_figures(results: RunResults, out_dir: Path, title: str) -> list[Pa
 def overlay_figures_for_runs(
     journal: Journal, run_ids: Sequence[str], out_dir: Path, stem: str
 ) -> list[Path]:
-    """``overlay_figures`` of journaled runs, reading the Gaussian answers where needed."""
-    results = [compute_results(journal, run_id) for run_id in run_ids]
-    _check_same_experiment(results)
-    values = None
-    if results and results[0].experiment.kind == "gaussian":
-        values = [rd.gaussian_values(journal, run_id) for run_id in run_ids]
-    return overlay_figures(results, out_dir, stem, gaussian_values=values)
+    """``overlay_figures`` of journaled runs."""
+    return overlay_figures([compute_results(journal, r) for r in run_ids], out_dir, stem)
 
 
-def overlay_figures(
-    results: Sequence[RunResults],
-    out_dir: Path,
-    stem: str,
-    *,
-    gaussian_values: Sequence[Sequence[float] | None] | None = None,
-) -> list[Path]:
+def overlay_figures(results: Sequence[RunResults], out_dir: Path, stem: str) -> list[Path]:
     """Several runs of the same experiment on one figure each, labelled by model.
 
     Curves are overlaid (flip, game; Mean(r) and S_j for d-flips / chained); ternary,
     word-pair, Gaussian and count histograms get one panel per run. Runs without a valid
     answer are left out, and nothing is drawn when none is left. ``stem`` names the main
     figure; further ones are ``<stem>_position_s`` and ``<stem>_count_histograms``.
-    ``gaussian_values`` lines up with ``results`` (None: rebuilt from the histogram).
     Raises ValueError for runs of different experiments.
     """
     _check_same_experiment(results)
-    if gaussian_values is not None and len(gaussian_values) != len(results):
-        raise ValueError("gaussian_values must hold one entry (or None) per run")
-    values = list(gaussian_values) if gaussian_values is not None else [None] * len(results)
-    keep = [i for i, r in enumerate(results) if rd.has_answers(r)]
-    runs = [results[i] for i in keep]
+    runs = [r for r in results if rd.has_answers(r)]
     if not runs:
         return []
     labels = _labels(runs)
+    pairs = list(zip(runs, labels, strict=True))
     kind = runs[0].experiment.kind
     title = runs[0].run.experiment
     if kind in SEQUENCE_KINDS:
         return _overlay_sequences(runs, labels, out_dir, stem, title)
     if kind == "ternary":
-        found = (rd.ternary_rates(r, label) for r, label in zip(runs, labels, strict=True))
-        rates = [t for t in found if t is not None]
+        rates = [t for r, label in pairs if (t := rd.ternary_rates(r, label)) is not None]
         return ternary_panels(rates, out_dir, stem, title=title) if rates else []
     if kind == "word-pair":
-        groups = [(label, rd.word_pairs(r)) for r, label in zip(runs, labels, strict=True)]
-        groups = [(label, pairs) for label, pairs in groups if pairs]
+        groups = [(label, words) for r, label in pairs if (words := rd.word_pairs(r))]
         return word_bias_runs(groups, out_dir, stem, title=title) if groups else []
     if kind == "gaussian":
-        samples = []
-        for i, r, label in zip(keep, runs, labels, strict=True):
-            raw = values[i]
-            own = None if raw is None else list(raw)
-            sample = rd.gaussian_sample(r, own, label if own is not None else f"{label} (binned)")
-            if sample is not None:
-                samples.append(sample)
+        samples = [g for r, label in pairs if (g := rd.gaussian_sample(r, label)) is not None]
         return gaussian_panels(samples, out_dir, stem, title=title) if samples else []
     return _overlay_curves(runs, labels, out_dir, stem, title)
 

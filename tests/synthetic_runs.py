@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flipbench.distfit import gaussian_fit
-from flipbench.results import ConditionResult, RunResults
+from flipbench.results import RunResults, compute_results
 from flipbench.store import Journal, SampleRecord
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import Condition, ResolvedExperiment
@@ -158,18 +157,9 @@ def journal_with(tmp: Path, names: list[str], models: tuple[str, ...] = ("model-
     return journal
 
 
-def gaussian_results(journal: Journal, run_id: str, *, raw: bool = True) -> RunResults:
-    """RunResults of a Gaussian run built without `compute_results`, whose Gaussian summary
-    line reads a key the fit does not have (KeyError 'ks_statistic'); raw=False leaves out
-    the answers, as results rebuilt from an export would."""
-    run = journal.get_run(run_id)
-    experiment = ResolvedExperiment(**run.definition)
-    answers = [r["answer"] for r in journal.samples(run_id) if r["valid"]]
-    total = sum(1 for _ in journal.samples(run_id))
-    cond = experiment.conditions()[0]
-    row = ConditionResult(cond.key, cond.x, math.nan, math.nan, math.nan, len(answers), total)
-    metrics = {"gaussian": gaussian_fit([float(a) for a in answers]).to_dict()} if answers else {}
-    return RunResults(
-        run, experiment, [row], math.nan, (math.nan, math.nan), metrics=metrics,
-        raw=[(cond, answers, None)] if raw else [],
-    )  # fmt: skip
+def gaussian_results(journal: Journal, run_id: str) -> RunResults:
+    """A Gaussian run's results without their raw answers, as results rebuilt elsewhere
+    (an export, say) would come: the figures must fall back on the metric's histogram."""
+    results = compute_results(journal, run_id)
+    results.raw = []
+    return results

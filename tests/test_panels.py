@@ -8,7 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +34,7 @@ from flipbench.report.panels import (
 )
 from flipbench.results import ConditionResult, RunResults
 from flipbench.store import RunRow
+from flipbench.tasks import get_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRID = np.round(np.arange(11) * 0.1, 10)
@@ -311,7 +312,8 @@ def _results(mode: str) -> RunResults:
         for p, r in zip(GRID, STEP, strict=True)
     ]  # fmt: skip
     conds.append(ConditionResult("p=x", 0.55, float("nan"), float("nan"), float("nan"), 0, 3))
-    return RunResults(run, cast(Any, None), conds, 0.8, (0.7, 0.9))
+    experiment = get_experiment("single-flip").resolve()  # the figure reads its first answer
+    return RunResults(run, experiment, conds, 0.8, (0.7, 0.9))
 
 
 @pytest.mark.parametrize("mode", ["sample", "exact"])

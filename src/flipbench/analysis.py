@@ -142,7 +142,7 @@ def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Ana
     for d in data:
         probs, n = d.distribution()
         first = d.condition.answers.index(d.condition.first)
-        rates.append(probs[first] * (n or 1) if n is not None else probs[first])
+        rates.append(round(probs[first] * n) if n is not None else probs[first])
         ns.append(n)
     exact = all(n is None for n in ns)
     usable = [i for i, n in enumerate(ns) if n is None or n > 0]
@@ -188,7 +188,7 @@ def _ternary(data: Sequence[ConditionData]) -> Analysis:
     fits = {}
     for d in data:
         probs, n = d.distribution()
-        observed = probs if n is None else probs * n
+        observed = probs if n is None else np.round(probs * n)  # counts again, as integers
         fits[d.condition.value] = ternary_fit(d.condition.x, observed, exact=n is None).to_dict()
     m = _part(BenchmarkParts(exp3=cells(data)), "exp3")
     lines = [f"S0 {_num(m['S0'])}, S1 {_num(m['S1'])}, S2 {_num(m['S2'])} (benchmark areas)"]
@@ -215,7 +215,7 @@ def _words(data: Sequence[ConditionData]) -> Analysis:
         probs, n = d.distribution()
         order = "forward" if d.condition.value.startswith("forward") else "reverse"
         counts[(d.condition.group or "", order)] = (
-            float(probs[0]) if n is None else float(probs[0] * n),
+            float(probs[0]) if n is None else float(round(probs[0] * n)),
             n,
         )
     bias = word_bias(counts).to_dict()

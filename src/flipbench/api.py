@@ -22,6 +22,7 @@ from typing import Any
 from flipbench import __version__
 from flipbench.config import RunConfig, default_db_path
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError, RunInterrupted
+from flipbench.importers.base import ImportReport
 from flipbench.plan import Plan, estimate_prompt_tokens
 from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
@@ -360,3 +361,12 @@ def export(run_id: str, fmt: str, path: Path | None = None, db: Path | None = No
 def demo(db: Path | None = None, *, progress: bool = False) -> RunOutcome:
     """Exp 1 on the embedded model in exact mode: offline, no key, about ten seconds."""
     return start_run(RunConfig(mode="exact"), db, progress=progress)
+
+
+def import_data(source: str, directory: Path, db: Path | None = None) -> ImportReport:
+    """Load another project's released data into the journal as runs (`failure-to-mix`)."""
+    from flipbench.importers import import_failure_to_mix
+
+    if source != "failure-to-mix":
+        raise FlipbenchError(f"unknown data source {source!r} (known: failure-to-mix)")
+    return import_failure_to_mix(directory, db or default_db_path())

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from flipbench import benchmark
+from flipbench import api, benchmark
 from flipbench.cli import DbOption, _fail, _model_options, app, out, user_errors
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
@@ -156,3 +157,26 @@ def leaderboard_cmd(
     for line in lines:
         table.add_row(*line)
     out.print(table)
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[str, typer.Argument(help="failure-to-mix")],
+    directory: Annotated[Path, typer.Argument(help="folder with the released CSVs")],
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Load released data (the Failure to Mix CSVs) into the journal as runs of its models."""
+    with user_errors():
+        report = api.import_data(source, directory, db)
+    for line in report.lines():
+        out.print(line)
+    table = Table(title="imported runs: the headline metric of each")
+    for name in ("run", "experiment", "model", "S", "other metrics"):
+        table.add_column(name, justify="right" if name == "S" else "left")
+    for run in report.runs:
+        results = api.run_results(run.run_id, db)
+        s = "" if math.isnan(results.s) else f"{results.s:.3f}"
+        table.add_row(run.run_id, results.experiment.name, results.run.model, s,
+                      "; ".join(results.lines))  # fmt: skip
+    out.print(table)
+    out.print("each in full: `flipbench show RUN_ID` (--format json for every metric)")

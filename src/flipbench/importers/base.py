@@ -172,6 +172,10 @@ def write_runs(db: Path, planned: list[PlannedRun]) -> None:
     """Create each run, record its rows (sample_index 0.. per condition), mark it complete."""
     if not db.resolve().parent.is_dir():
         raise FlipbenchError(f"directory {db.resolve().parent} for the journal does not exist")
+    ids = [p.stats.run_id for p in planned]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise FlipbenchError(f"two models map to the same run id: {', '.join(twice)}")
     with Journal(db) as journal:
         existing = {r.run_id for r in journal.list_runs()}
         clash = [p.stats.run_id for p in planned if p.stats.run_id in existing]

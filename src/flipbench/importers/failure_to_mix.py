@@ -145,6 +145,8 @@ def _items(fig: Figure, files: list[CsvFile], report: ImportReport) -> dict[str,
                 item.drop = f"unusable condition: {exc}"
             if row.stray:
                 item.flags.append("values in unnamed columns ignored")
+            if row.cells.get("status", "success") not in ("success", ""):
+                item.flags.append(f"status {row.cells['status']!r} in the release (kept)")
             by_model.setdefault(model, []).append(item)
     return by_model
 

@@ -197,6 +197,8 @@ def read_word(item: Item) -> None:
 def _label(item: Item, label: str, what: str) -> None:
     """Note a rounded (or wrong) optimal_p label; x always comes from the printed numbers."""
     assert item.spec is not None
+    if not label.strip():
+        return
     implied = 100 * item.spec.x
     if abs(float(_decimal(label, "optimal_p")) - implied) > 0.25:
         item.flags.append(

@@ -93,7 +93,7 @@ def _sequence_figures(results: RunResults, out_dir: Path, title: str) -> list[Pa
     if pos is None:
         return []
     shown = rd.shown_positions(pos.d)
-    intervals = (shown is None and pos.d <= 2) or (shown is not None and len(shown) <= 2)
+    intervals = pos.d <= 2  # with more curves the bars would hide them
     paths = position_curves(
         pos.p, pos.r, out_dir, "position_curves", title=title, positions=shown,
         lo=pos.lo if intervals else None, hi=pos.hi if intervals else None,
@@ -213,7 +213,7 @@ def _overlay_histograms(
     hists: Sequence[dict[float, CountSample]], out_dir: Path, stem: str, title: str
 ) -> list[Path]:
     """A row per p that every run has, a column per run; run by run when they share no p."""
-    limit = max(1, 6 // len(hists))
+    limit = max(2, 6 // len(hists))  # at least the paper's p = 15 % and 45 %
     shared = set.intersection(*(set(h) for h in hists))
     ncols = len(hists) if len(hists) <= 4 else 3
     if shared:

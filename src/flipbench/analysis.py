@@ -188,6 +188,8 @@ def _ternary(data: Sequence[ConditionData]) -> Analysis:
     fits = {}
     for d in data:
         probs, n = d.distribution()
+        if n == 0:  # nothing valid yet: no rates to fit
+            continue
         observed = probs if n is None else np.round(probs * n)  # counts again, as integers
         fits[d.condition.value] = ternary_fit(d.condition.x, observed, exact=n is None).to_dict()
     m = _part(BenchmarkParts(exp3=cells(data)), "exp3")
@@ -213,6 +215,8 @@ def _words(data: Sequence[ConditionData]) -> Analysis:
         if d.condition.x != 0.5:
             continue
         probs, n = d.distribution()
+        if n == 0:
+            continue
         order = "forward" if d.condition.value.startswith("forward") else "reverse"
         counts[(d.condition.group or "", order)] = (
             float(probs[0]) if n is None else float(round(probs[0] * n)),

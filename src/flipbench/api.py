@@ -253,9 +253,9 @@ def _finish(
 ) -> RunOutcome:
     with Journal(db, create=False) as journal:
         results = compute_results(journal, run_id)
-    from flipbench.report.figure import response_curve  # matplotlib loads only when drawing
+    from flipbench.report.run_figures import figures_for  # matplotlib loads only when drawing
 
-    figures = response_curve(results, run_dir(db, run_id))
+    figures = figures_for(results, run_dir(db, run_id))
     return RunOutcome(run_id, status, message, results, figures, db, retries or {})
 
 
@@ -370,3 +370,17 @@ def import_data(source: str, directory: Path, db: Path | None = None) -> ImportR
     if source != "failure-to-mix":
         raise FlipbenchError(f"unknown data source {source!r} (known: failure-to-mix)")
     return import_failure_to_mix(directory, db or default_db_path())
+
+
+def draw_figures(run_ids: list[str], stem: str, db: Path | None = None) -> list[Path]:
+    """Several runs of one experiment on one figure (e.g. the paper's models side by side),
+    written to `flipbench-runs/figures/`."""
+    from flipbench.report.run_figures import overlay_figures
+
+    db = db or default_db_path()
+    with Journal(db, create=False) as journal:
+        results = [compute_results(journal, run_id) for run_id in run_ids]
+    try:
+        return overlay_figures(results, db.resolve().parent / "flipbench-runs" / "figures", stem)
+    except ValueError as exc:
+        raise FlipbenchError(str(exc)) from None

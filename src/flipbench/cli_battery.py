@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from flipbench import api, benchmark
 from flipbench.cli import DbOption, _fail, _model_options, app, out, user_errors
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
+from flipbench.importers import RunImport
 from flipbench.progress import note
 
 PART_TITLES = {
@@ -179,4 +181,20 @@ def import_cmd(
         table.add_row(run.run_id, results.experiment.name, results.run.model, s,
                       "; ".join(results.lines))  # fmt: skip
     out.print(table)
+    with user_errors():
+        for stem, run_ids in _paper_figures(report.runs).items():
+            for path in api.draw_figures(run_ids, stem, db):
+                if path.suffix == ".png":
+                    out.print(f"figure: {path}")
     out.print("each in full: `flipbench show RUN_ID` (--format json for every metric)")
+
+
+def _paper_figures(runs: Sequence[RunImport]) -> dict[str, list[str]]:
+    """The paper's figures, one per released experiment: its models' runs side by side."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:  # run ids: ftm-<figure>[-<game>]-<model>
+        figure = run.run_id.split("-")[1]
+        if figure == "fig6":
+            figure = "fig6-" + run.experiment
+        groups.setdefault(f"ftm-{figure}", []).append(run.run_id)
+    return groups

@@ -361,3 +361,35 @@ def test_a_file_without_the_expected_columns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FlipbenchError, match=r"fig4_ternary\.csv lacks column"):
         import_failure_to_mix(tmp_path, tmp_path / "j.db")
     assert not (tmp_path / "j.db").exists()
+
+
+def test_cli_import_prints_every_runs_metrics_and_draws_the_papers_figures(
+    tmp_path: Path,
+) -> None:
+    from cli_helpers import RUN_TIMEOUT, assert_ok, assert_one_line_error, flipbench
+
+    proc = flipbench("import", "failure-to-mix", str(DATA), "--db", "j.db", cwd=tmp_path,
+                     timeout=RUN_TIMEOUT)  # fmt: skip
+    assert_ok(proc)
+    assert "ftm-fig1-claude-4.5-sonnet" in proc.stdout and "0.998" in proc.stdout
+    lines = proc.stdout.splitlines()
+    figures = [Path(x.removeprefix("figure: ")).name for x in lines if x.startswith("figure: ")]
+    for stem in (
+        "ftm-fig1",
+        "ftm-fig2",
+        "ftm-fig3_count_histograms",
+        "ftm-fig4",
+        "ftm-fig5",
+        "ftm-fig6-bioinformatics",
+        "ftm-fig6-matching-pennies",
+        "ftm-fig6-business",
+    ):
+        assert f"{stem}.png" in figures, figures
+        assert (tmp_path / "flipbench-runs/figures" / f"{stem}.svg").is_file()
+    shown = flipbench("show", "ftm-fig5-claude-4.5-sonnet", "--format", "json", "--db", "j.db",
+                      cwd=tmp_path)  # fmt: skip
+    assert_ok(shown)
+    metrics = json.loads(shown.stdout)["metrics"]
+    assert metrics["bias"]["avg_pos_bias"] == pytest.approx(0.383, abs=5e-4)
+    again = flipbench("import", "failure-to-mix", str(DATA), "--db", "j.db", cwd=tmp_path)
+    assert "already holds" in assert_one_line_error(again)

@@ -37,8 +37,9 @@ def test_game_direction_score_counts_adjacent_signs() -> None:
     }
     result = analyse(exp, _data("business", answers))
     # signs: 0, +1, 0, +1, −1, +1 → raw = 2/6, d = (raw + 1) / 2 = 2/3
-    assert result.metrics["direction_raw"] == pytest.approx(2 / 6)
-    assert result.metrics["direction_d"] == pytest.approx(2 / 3)
+    assert result.metrics["direction_raw"]["value"] == pytest.approx(2 / 6)
+    d = result.metrics["direction_d"]
+    assert d["value"] == pytest.approx(2 / 3) and d["ci_low"] <= 2 / 3 <= d["ci_high"]
     assert any("direction score d = 0.667" in line for line in result.lines)
 
 
@@ -69,8 +70,11 @@ def test_ternary_areas_and_kl() -> None:
     areas = result.metrics["areas"]
     # r1 = 1 everywhere: A1 = ∫₀^0.6 |1 − 0.4| dq = 0.36 → S1 = 1; r0 = r2 = 0:
     # A0 = ∫ P0 dP0 over [0, 0.6] = 0.18 → S0 = 0.18 / 0.43; A2 = 0.18 too.
-    assert areas["S1"] == pytest.approx(1.0)
-    assert areas["S0"] == pytest.approx(0.18 / 0.43) and areas["S2"] == pytest.approx(0.18 / 0.43)
+    assert areas["S1"]["value"] == pytest.approx(1.0)
+    assert areas["S0"]["value"] == pytest.approx(0.18 / 0.43)
+    assert areas["S2"]["value"] == pytest.approx(0.18 / 0.43)
+    # Every answer is "1": a redraw of each condition gives the same, so the interval is a point.
+    assert areas["S1"]["ci_low"] == areas["S1"]["ci_high"] == pytest.approx(1.0)
     assert result.metrics["per_q"]["20"]["kl"] is not None
     assert math.isnan(result.s)
 
@@ -84,5 +88,5 @@ def test_gaussian_and_word_bias() -> None:
     words = get_experiment("word-bias").resolve()
     answers = {c.key: [c.answers[0]] * 10 for c in words.conditions()}  # always the first word
     bias = analyse(words, _data("word-bias", answers)).metrics["bias"]
-    assert bias["avg_pos_bias"] == pytest.approx(0.5)  # |1 − 0.5| everywhere
-    assert bias["avg_red_bias"] == pytest.approx(0.0)  # red first, then red second: 0.5 each
+    assert bias["avg_pos_bias"]["value"] == pytest.approx(0.5)  # |1 − 0.5| everywhere
+    assert bias["avg_red_bias"]["value"] == pytest.approx(0.0)  # red 1st, then 2nd: 0.5 each

@@ -292,10 +292,10 @@ def test_show_results_compute_for_every_run(
             assert all(math.isfinite(v) for v in res.s_ci), run_id
         elif res.experiment.kind == "ternary":
             areas = res.metrics["areas"]
-            assert all(math.isfinite(areas[k]) for k in ("S0", "S1", "S2")), run_id
+            assert all(math.isfinite(areas[k]["value"]) for k in ("S0", "S1", "S2")), run_id
         else:
             assert res.experiment.kind == "word-pair"
-            assert math.isfinite(res.metrics["bias"]["avg_pos_bias"]), run_id
+            assert math.isfinite(res.metrics["bias"]["avg_pos_bias"]["value"]), run_id
 
 
 def test_invalid_rows_keep_their_text_and_a_category(imported: tuple[Path, ImportReport]) -> None:
@@ -390,6 +390,7 @@ def test_cli_import_prints_every_runs_metrics_and_draws_the_papers_figures(
                       cwd=tmp_path)  # fmt: skip
     assert_ok(shown)
     metrics = json.loads(shown.stdout)["metrics"]
-    assert metrics["bias"]["avg_pos_bias"] == pytest.approx(0.383, abs=5e-4)
+    pos = metrics["bias"]["avg_pos_bias"]
+    assert pos["value"] == pytest.approx(0.383, abs=5e-4) and pos["ci_low"] < pos["value"]
     again = flipbench("import", "failure-to-mix", str(DATA), "--db", "j.db", cwd=tmp_path)
     assert "already holds" in assert_one_line_error(again)

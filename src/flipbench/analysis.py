@@ -8,8 +8,8 @@ benchmark (`scoring`), and the per-experiment curves and fits (`curves`, `distfi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -109,6 +109,44 @@ def _part(parts: BenchmarkParts, name: str) -> dict[str, Any]:
     return dict(scored["parts"][name]["metrics"])
 
 
+N_BOOT_METRICS = 200  # replicates for the benchmark sub-metrics shown by `show`
+
+
+def _with_intervals(
+    make: Callable[[list[Any]], BenchmarkParts],
+    items: Sequence[Cell | WordCell],
+    path: Sequence[str],
+    keys: Sequence[str],
+) -> dict[str, dict[str, float | None]]:
+    """Benchmark sub-metrics (direction score, Exp3 areas, biases) with percentile-bootstrap
+    intervals: each sampled condition is redrawn from its own shares (exact ones stay fixed)."""
+
+    def metrics(cells_: list[Any]) -> dict[str, Any]:
+        found = _part(make(cells_), path[0])
+        for step in path[1:]:
+            found = found[step]
+        return found
+
+    point = metrics(list(items))
+    rng = np.random.default_rng(0)
+    draws: dict[str, list[float]] = {k: [] for k in keys}
+    if any(c.n for c in items):
+        for _ in range(N_BOOT_METRICS):
+            redrawn = [
+                replace(c, probs=rng.multinomial(c.n, c.probs) / c.n) if c.n else c for c in items
+            ]
+            m = metrics(redrawn)
+            for k in keys:
+                draws[k].append(math.nan if m[k] is None else float(m[k]))
+    out = {}
+    for k in keys:
+        value = math.nan if point[k] is None else float(point[k])
+        finite = [v for v in draws[k] if math.isfinite(v)]
+        ci = tuple(np.percentile(finite, [2.5, 97.5])) if finite else None
+        out[k] = _e(value, (float(ci[0]), float(ci[1])) if ci else None)
+    return out
+
+
 def _e(value: float, ci: tuple[float, float] | None = None) -> dict[str, float | None]:
     def clean(v: float) -> float | None:
         return v if math.isfinite(v) else None
@@ -119,6 +157,14 @@ def _e(value: float, ci: tuple[float, float] | None = None) -> dict[str, float |
 
 def _num(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def _est(e: dict[str, float | None]) -> str:
+    """`0.412 [0.380, 0.450]`, or just the value when the interval is a point."""
+    value, lo, hi = e["value"], e["ci_low"], e["ci_high"]
+    if lo is None or hi is None or lo == hi:
+        return _num(value)
+    return f"{_num(value)} [{lo:.3f}, {hi:.3f}]"
 
 
 def analyse(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
@@ -158,9 +204,12 @@ def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Ana
     lines = []
     if experiment.kind == "game":
         name = GAME_PARTS[experiment.name]
-        game = _part(BenchmarkParts(exp4={name: cells(data)}), "exp4")[name]
+        game = _with_intervals(
+            lambda c: BenchmarkParts(exp4={name: c}), cells(data), ("exp4", name),
+            ("direction_raw", "d"),
+        )  # fmt: skip
         metrics.update(direction_raw=game["direction_raw"], direction_d=game["d"])
-        lines.append(f"direction score d = {_num(game['d'])} (raw {_num(game['direction_raw'])})")
+        lines.append(f"direction score d = {_est(game['d'])} (raw {_est(game['direction_raw'])})")
     return Analysis(s.value, (s.low, s.high), metrics, lines)
 
 
@@ -192,8 +241,9 @@ def _ternary(data: Sequence[ConditionData]) -> Analysis:
             continue
         observed = probs if n is None else np.round(probs * n)  # counts again, as integers
         fits[d.condition.value] = ternary_fit(d.condition.x, observed, exact=n is None).to_dict()
-    m = _part(BenchmarkParts(exp3=cells(data)), "exp3")
-    lines = [f"S0 {_num(m['S0'])}, S1 {_num(m['S1'])}, S2 {_num(m['S2'])} (benchmark areas)"]
+    keys = ("A0", "A1", "A2", "S0", "S1", "S2")
+    m = _with_intervals(lambda c: BenchmarkParts(exp3=c), cells(data), ("exp3",), keys)
+    lines = [f"S0 {_est(m['S0'])}, S1 {_est(m['S1'])}, S2 {_est(m['S2'])} (benchmark areas)"]
     return Analysis(math.nan, (math.nan, math.nan), {"per_q": fits, "areas": m}, lines)
 
 
@@ -223,10 +273,11 @@ def _words(data: Sequence[ConditionData]) -> Analysis:
             n,
         )
     bias = word_bias(counts).to_dict()
-    m = _part(BenchmarkParts(exp5=word_cells(data)), "exp5")
+    keys = ("avg_pos_bias", "avg_red_bias", "Score_pos", "Score_sem")
+    m = _with_intervals(lambda c: BenchmarkParts(exp5=c), word_cells(data), ("exp5",), keys)
     lines = [
-        f"position bias: mean |r_first − 0.5| = {_num(m['avg_pos_bias'])};"
-        f" semantic (red word) bias: mean = {_num(m['avg_red_bias'])}"
+        f"position bias: mean |r_first − 0.5| = {_est(m['avg_pos_bias'])};"
+        f" semantic (red word) bias: mean = {_est(m['avg_red_bias'])}"
     ]
     return Analysis(math.nan, (math.nan, math.nan), {"words": bias, "bias": m}, lines)
 

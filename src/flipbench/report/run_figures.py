@@ -83,7 +83,7 @@ def figures_for(results: RunResults, out_dir: Path) -> list[Path]:
 def _game_curve(results: RunResults, out_dir: Path) -> list[Path]:
     first, second = results.experiment.first, rd.second_option(results)
     xlabel, ylabel = game_axis_labels(first, second)
-    d = rd.num(results.metrics.get("direction_d"))
+    d = rd.num((results.metrics.get("direction_d") or {}).get("value"))
     extra = "" if math.isnan(d) else f"direction score d = {d:.3f}"
     return response_curve(results, out_dir, xlabel=xlabel, ylabel=ylabel, extra=extra)
 

@@ -23,9 +23,9 @@ from numpy.typing import ArrayLike
 
 from flipbench.distfit import Estimate, _check_boot, _percentile, _Result, binary_replies
 from flipbench.metrics import (
-    _check_unit,
     _step_likeness_rows,
     bootstrap_step_likeness,
+    check_unit,
     rate_summary,
     step_likeness,
 )
@@ -91,7 +91,7 @@ def position_curves(
     _check_boot(n_boot, confidence)
     keys = sorted(replies_by_p, key=float)
     ps = np.array([float(k) for k in keys], dtype=np.float64)
-    _check_unit(ps, "p")
+    check_unit(ps, "p")
     arrays = [binary_replies(replies_by_p[k]) for k in keys]
     if not arrays or len({a.shape[1] for a in arrays}) != 1:
         raise ValueError("need at least one p and the same number of flips D at every p")
@@ -153,7 +153,7 @@ def _rates(
 ) -> tuple[list[Estimate], FloatArray]:
     """Wilson rates of k of n, or exact rates (points) when n is None."""
     if n is None:
-        _check_unit(k, "exact rates")
+        check_unit(k, "exact rates")
         return [Estimate.point(float(v)) for v in k], k
     if k.shape != n.shape or np.any((k < 0) | (k > n) | (k != np.round(k)) | (n != np.round(n))):
         raise ValueError("k and n must be integers with 0 <= k <= n, one per condition")
@@ -176,7 +176,7 @@ def response_curve(
     ka = np.asarray(k, dtype=np.float64)
     if xa.ndim != 1 or ka.shape != xa.shape:
         raise ValueError(f"x and k must be 1-D of equal length, got {xa.shape} and {ka.shape}")
-    _check_unit(xa, "x")
+    check_unit(xa, "x")
     order = np.argsort(xa, kind="stable")
     xa, ka = xa[order], ka[order]
     na = None if n is None else np.asarray(n, dtype=np.float64)[order]

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from flipbench.metrics import _check_confidence, _check_unit, rate_summary
+from flipbench.metrics import _check_confidence, check_unit, rate_summary
 
 __all__ = [
     "CategoricalFit",
@@ -183,7 +183,7 @@ def count_histogram(
     multinomial over the D + 1 histogram cells, which is the same thing, all at once).
     """
     arr = binary_replies(replies)
-    _check_unit(np.array([p], dtype=np.float64), "p")
+    check_unit(np.array([p], dtype=np.float64), "p")
     _check_boot(n_boot, confidence)
     n, flips = arr.shape
     if n == 0:
@@ -281,7 +281,7 @@ def categorical_fit(
     obs = np.asarray(observed, dtype=np.float64)
     if req.ndim != 1 or obs.shape != req.shape:
         raise ValueError(f"observed {obs.shape} and requested {req.shape} must be equal 1-D")
-    _check_unit(req, "requested")
+    check_unit(req, "requested")
     if not np.all(np.isfinite(req)) or abs(req.sum() - 1.0) > _SUM_TOL:
         raise ValueError("requested must be a probability vector summing to 1")
     if not np.all(np.isfinite(obs)) or np.any(obs < 0):

@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "bootstrap_step_likeness",
+    "check_unit",
     "exact_rate_interval",
     "rate_summary",
     "step_likeness",
@@ -43,7 +44,7 @@ def _as_1d(x: ArrayLike, name: str) -> FloatArray:
     return arr
 
 
-def _check_unit(arr: FloatArray, name: str) -> None:
+def check_unit(arr: FloatArray, name: str) -> None:
     """Reject finite values outside [0, 1]: they are almost surely percentages."""
     finite = arr[np.isfinite(arr)]
     if finite.size and (finite.min() < -_UNIT_TOL or finite.max() > 1 + _UNIT_TOL):
@@ -60,8 +61,8 @@ def step_likeness(p: ArrayLike, r: ArrayLike) -> float:
     pa, ra = _as_1d(p, "p"), _as_1d(r, "r")
     if pa.shape != ra.shape:
         raise ValueError(f"p and r differ in length: {pa.size} vs {ra.size}")
-    _check_unit(pa, "p")
-    _check_unit(ra, "r")
+    check_unit(pa, "p")
+    check_unit(ra, "r")
     keep = np.isfinite(pa) & np.isfinite(ra)
     pa, ra = pa[keep], ra[keep]
     if pa.size < 2:
@@ -185,7 +186,7 @@ def bootstrap_step_likeness(
     ka, na = _as_1d(k, "k"), _as_1d(n, "n")
     if not pa.shape == ka.shape == na.shape:
         raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
-    _check_unit(pa, "p")
+    check_unit(pa, "p")
     _check_confidence(confidence)
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")

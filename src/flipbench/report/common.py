@@ -28,6 +28,8 @@ from matplotlib.ticker import MultipleLocator, PercentFormatter
 from matplotlib.typing import RcKeyType
 from numpy.typing import ArrayLike
 
+from flipbench.metrics import check_unit as check_unit  # shared with the panels
+
 FloatArray = npt.NDArray[np.float64]
 
 DPI = 150
@@ -204,13 +206,6 @@ def as_array(values: ArrayLike, name: str, *, ndim: int = 1) -> FloatArray:
     if arr.size == 0:
         raise ValueError(f"{name} is empty: nothing to draw")
     return arr
-
-
-def check_unit(arr: FloatArray, name: str) -> None:
-    """Fractions only: values above 1 are almost surely percentages, which we refuse to guess."""
-    finite = arr[np.isfinite(arr)]
-    if finite.size and (finite.min() < -_FLOAT_TOL or finite.max() > 1 + _FLOAT_TOL):
-        raise ValueError(f"{name} must hold fractions in [0, 1] (not percentages)")
 
 
 def check_same_shape(a: FloatArray, b: FloatArray, name_a: str, name_b: str) -> None:

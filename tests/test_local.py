@@ -84,4 +84,5 @@ def test_model_names_are_validated() -> None:
         resolve_gguf("local/nope")
     with pytest.raises(FlipbenchError, match="no GGUF file"):
         resolve_gguf("local/missing.gguf")
-    assert answer_grammar(["0", "1"]) == 'root ::= "0" | "1"'
+    assert answer_grammar(["0", "1"]) == 'root ::= answer\nanswer ::= "0" | "1"'
+    assert answer_grammar(["0", "1"], 3) == 'root ::= answer (" " answer){2}\nanswer ::= "0" | "1"'

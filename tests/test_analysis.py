@@ -90,3 +90,26 @@ def test_gaussian_and_word_bias() -> None:
     bias = analyse(words, _data("word-bias", answers)).metrics["bias"]
     assert bias["avg_pos_bias"]["value"] == pytest.approx(0.5)  # |1 − 0.5| everywhere
     assert bias["avg_red_bias"]["value"] == pytest.approx(0.0)  # red 1st, then 2nd: 0.5 each
+
+
+def test_reasoning_execution_gap_of_games() -> None:
+    from flipbench.analysis import states_optimum
+
+    assert states_optimum("1000 / (1000 + 1500) = 40%, so map R to A with probability 40 %", 0.4)
+    assert states_optimum("B should get 60% of such reads", 0.4)  # the other option's share
+    assert not states_optimum("A has 1000 reads (a 100% match)", 0.4)
+    assert not states_optimum("gene A0.4% of", 0.4)  # no number glued to a word
+
+    exp = get_experiment("bioinformatics").resolve()
+    data = _data("bioinformatics", {})
+    for d in data:  # every reply states the optimum, then always picks the likelier gene
+        pick = "A" if d.condition.x > 0.5 else "B"
+        share = f"{100 * d.condition.x:.1f}%"
+        d.answers = [pick] * 10
+        d.texts = [f"P(A) = {share}; I map it to {pick}."] * 10
+    data[0].texts = ["No reasoning, just B."] * 10  # x = 0.01: states nothing
+    gap = analyse(exp, data).metrics["reasoning_execution"]
+    assert gap["stated_share"]["value"] == pytest.approx(90 / 100)
+    assert gap["per_condition"][0]["n_stated"] == 0 and gap["per_condition"][1]["n_stated"] == 10
+    # The stated-optimum replies still play a step: S of their choices is large.
+    assert gap["S_stated"]["value"] > 0.8

@@ -8,6 +8,7 @@ benchmark (`scoring`), and the per-experiment curves and fits (`curves`, `distfi
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from flipbench.curves import position_curves, response_curve, word_bias
 from flipbench.distfit import count_histogram, gaussian_fit, ternary_fit
+from flipbench.metrics import rate_summary
 from flipbench.scoring import BenchmarkParts, Cell, WordCell, score_benchmark
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
@@ -30,6 +32,7 @@ class ConditionData:
 
     condition: Condition
     answers: list[str] = field(default_factory=list)  # valid sampled answers
+    texts: list[str] = field(default_factory=list)  # their reply texts (games: the reasoning)
     probs: dict[str, float] | None = None  # exact, renormalised over the answers
 
     @property
@@ -210,7 +213,60 @@ def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Ana
         )  # fmt: skip
         metrics.update(direction_raw=game["direction_raw"], direction_d=game["d"])
         lines.append(f"direction score d = {_est(game['d'])} (raw {_est(game['direction_raw'])})")
+        gap = reasoning_execution(data)
+        if gap is not None:
+            metrics["reasoning_execution"] = gap
+            share, s_stated = gap["stated_share"], gap["S_stated"]
+            lines.append(
+                f"replies that state the optimal mix: {_est(share)}; their choices give"
+                f" S = {_num(s_stated['value'])} (acting on what they state would give ≈ 0)"
+            )
     return Analysis(s.value, (s.low, s.high), metrics, lines)
+
+
+_PERCENT = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)\s*%")
+
+
+def states_optimum(text: str, x: float, tolerance: float = 0.01) -> bool:
+    """Whether a reply states the optimal mix: a percentage within one point of the optimal
+    probability of either option (x or 1 − x), e.g. "map it to A with probability 40%"."""
+    for match in _PERCENT.finditer(text):
+        value = float(match.group(1)) / 100
+        if min(abs(value - x), abs(value - (1 - x))) <= tolerance:
+            return True
+    return False
+
+
+def reasoning_execution(data: Sequence[ConditionData]) -> dict[str, Any] | None:
+    """The reasoning–execution gap (experiments.md): among replies whose reasoning states the
+    optimal mix, how often they still act like the argmax. None without reply texts (exact)."""
+    if not any(t.strip() for d in data for t in d.texts):
+        return None
+    rows, xs, ks, ns = [], [], [], []
+    stated_total = valid_total = 0
+    for d in data:
+        flags = [states_optimum(t, d.condition.x) for t in d.texts]
+        chosen = [a == d.condition.first for a, f in zip(d.answers, flags, strict=True) if f]
+        n, k = len(chosen), sum(chosen)
+        stated_total += n
+        valid_total += len(flags)
+        rate, low, high = rate_summary(k, n)
+        rows.append({"x": d.condition.x, "n_valid": len(flags), "n_stated": n,
+                     "rate_first_when_stated": _e(rate, (low, high))})  # fmt: skip
+        if n:
+            xs.append(d.condition.x)
+            ks.append(k)
+            ns.append(n)
+    share, low, high = rate_summary(stated_total, valid_total)
+    s_stated = response_curve(xs, ks, ns).s if len(xs) >= 2 else None
+    return {
+        "stated_share": _e(share, (low, high)),
+        "S_stated": _e(math.nan)
+        if s_stated is None
+        else _e(s_stated.value, (s_stated.low, s_stated.high)),
+        "per_condition": rows,
+        "rule": "a percentage within 1 point of the optimal P of either option",
+    }
 
 
 def _sequences(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:

@@ -150,7 +150,7 @@ def _results(db: Path, bench_id: str) -> dict[str, RunResults]:
 
 def _data(results: RunResults) -> list[ConditionData]:
     """Conditions with their valid answers (sampled) or exact probabilities, from the results."""
-    return [ConditionData(c, list(a), p) for c, a, p in results.raw]
+    return [ConditionData(c, answers=list(a), probs=p) for c, a, p in results.raw]
 
 
 def parts_of(results: dict[str, RunResults]) -> BenchmarkParts:

@@ -117,6 +117,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
             coverage[key] = row["coverage"]
         else:
             data[key].answers.append(row["answer"])
+            data[key].texts.append(row["content"] or "")
 
     analysis = analyse(experiment, list(data.values()))
     sequences = experiment.parser == "d-tokens" or experiment.followup is not None

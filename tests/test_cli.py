@@ -392,3 +392,16 @@ def test_export_to_a_directory_is_a_clear_error(sample_run: RealRun) -> None:
                   cwd=sample_run.workdir)
     )  # fmt: skip
     assert "directory" in line
+
+
+@pytest.mark.slow
+def test_demo_is_the_offline_main_job(tmp_path: Path) -> None:
+    """What `make demo` runs: the single flip in exact mode, the table, S and the figure."""
+    proc = flipbench("demo", "--db", "demo.db", cwd=tmp_path, timeout=RUN_TIMEOUT)
+    assert_ok(proc)
+    assert proc.stdout.count("S = ") == 1, proc.stdout  # once, under the table
+    s = float(proc.stdout.split("S = ")[1].split()[0])
+    assert 1.5 < s < 2.0  # SmolLM2 says "1" (≈ 0.97) whatever p is asked
+    figure = Path(proc.stdout.split("figure: ")[1].split()[0])
+    assert figure.is_file() and figure.read_bytes()[:8] == PNG_MAGIC
+    assert "it ignores p" in proc.stdout

@@ -161,21 +161,16 @@ def _report(outcome: api.RunOutcome, *, figures: bool = True) -> None:
 @app.command()
 def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
     """Run the single flip on the embedded offline model (exact mode) and draw the curve."""
-    try:
+    with user_errors():
         outcome = api.demo(db, progress=True)
-    except RunInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        raise typer.Exit(code=130) from None
-    except FlipbenchError as exc:
-        raise _fail(str(exc)) from None
     _report(outcome, figures=False)
     results = outcome.results
     assert results is not None
     rates = [c.rate for c in results.conditions if not math.isnan(c.rate)]
     out.print()
     out.print(
-        f"[bold]S = {_num(results.s)}[/bold]   (0 = the rate follows p exactly, 1 = always the "
-        "likelier side: a step at 50 %, 2 = the opposite of what was asked)"
+        "What S means: 0 = the rate follows p exactly, 1 = always the likelier side (a step at"
+        " 50 %), 2 = the opposite of what was asked."
     )
     out.print(f"[bold]figure:[/bold] {outcome.figures[0]}")
     span = max(rates) - min(rates) if rates else float("nan")

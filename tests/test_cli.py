@@ -63,6 +63,14 @@ BAD_RUN_ARGS = {
     "exact-and-constrained": (*RUN, "--mode", "exact", "--constrained"),
     "bad-run-id": (*RUN, "--run-id", "../escape"),
     "grid-and-p": (*RUN, "--grid", "zoom", "--p", "5"),
+    # Usage errors, caught by the option parser itself: one line too, not a framed box.
+    "n-not-an-integer": (*RUN, "--n", "abc"),
+    "unknown-option": (*RUN, "--bogus"),
+    "option-without-value": (*RUN, "--mode"),
+    "unknown-command": ("runz",),
+    "d-on-ternary": ("run", "ternary", "--d", "3"),
+    "q-above-60": ("run", "ternary", "--p", "70"),
+    "exact-d-flips": ("run", "d-flips", "--mode", "exact"),
 }
 
 

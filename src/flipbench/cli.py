@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from flipbench import api
 from flipbench.config import DEFAULT_DB, RunConfig, load_env_file
@@ -333,6 +334,20 @@ def export(
 
 
 def main() -> None:
+    """Entry point: usage errors (`--n abc`, an unknown option) are one `error:` line and exit
+    code 2, like every other bad input, not a framed box."""
     from flipbench import cli_battery  # noqa: F401  (registers bench, leaderboard, import)
 
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        message = exc.format_message()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `flipbench`: the help, as asked
+            print(message)
+            sys.exit(0)
+        known = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+        command = next((a for a in sys.argv[1:2] if a in known), "")
+        hint = f" (see `flipbench {command} --help`)" if command else " (see `flipbench --help`)"
+        print(f"error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -127,13 +127,21 @@ def percent_axis(
     ax.grid(which="minor", alpha=0.1)
 
 
+_FRAME = {"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.95}
+
+
 def corner_box(ax: Axes, text: str, upper_left: bool) -> None:
     """A framed note in the upper-left or lower-right corner (the ones a diagonal leaves free)."""
-    frame = {"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.95}
     if upper_left:
-        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8, bbox=frame)
+        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8, bbox=_FRAME)
     else:
-        ax.text(0.96, 0.04, text, transform=ax.transAxes, ha="right", fontsize=8, bbox=frame)
+        ax.text(0.96, 0.04, text, transform=ax.transAxes, ha="right", fontsize=8, bbox=_FRAME)
+
+
+def top_box(ax: Axes, text: str, left: bool) -> None:
+    """A framed note in a top corner, for panels whose data leave one of them free."""
+    x, ha = (0.03, "left") if left else (0.97, "right")
+    ax.text(x, 0.96, text, transform=ax.transAxes, ha=ha, va="top", fontsize=8, bbox=_FRAME)
 
 
 def upper_left_is_emptier(xs: Sequence[float], ys: Sequence[float]) -> bool:

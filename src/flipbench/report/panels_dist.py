@@ -30,9 +30,8 @@ from flipbench.report.common import (
     percent_axis,
     save,
     styled,
+    top_box,
 )
-
-_BOX = {"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.95}
 
 
 def pct(x: float) -> str:
@@ -108,16 +107,7 @@ def _count_panel(ax: Axes, sample: CountSample) -> None:
     # The box goes on the side of the axis that holds less of either distribution.
     mid = (lo + hi + 1) // 2
     right = float(observed[lo:mid].sum() + expected[lo:mid].sum()) >= 1.0
-    ax.text(
-        0.97 if right else 0.03,
-        0.96,
-        text,
-        transform=ax.transAxes,
-        ha="right" if right else "left",
-        va="top",
-        fontsize=8,
-        bbox=_BOX,
-    )
+    top_box(ax, text, left=not right)
     top = float(max(observed.max(), expected.max()))
     # Room for the box above the bars, but no share axis beyond 100 %.
     ax.set_ylim(0, min(top * 1.45 + 0.02, 1.05))
@@ -270,16 +260,7 @@ def _gaussian_panel(ax: Axes, g: GaussianSample) -> None:
     if outside:
         text += f"\n{outside} outside the axis"
     upper_left = float(np.median(g.values)) >= g.mean
-    ax.text(
-        0.03 if upper_left else 0.97,
-        0.96,
-        text,
-        transform=ax.transAxes,
-        ha="left" if upper_left else "right",
-        va="top",
-        fontsize=8,
-        bbox=_BOX,
-    )
+    top_box(ax, text, left=upper_left)
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
     ax.set_xlabel("number returned")

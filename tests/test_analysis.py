@@ -113,3 +113,16 @@ def test_reasoning_execution_gap_of_games() -> None:
     assert gap["per_condition"][0]["n_stated"] == 0 and gap["per_condition"][1]["n_stated"] == 10
     # The stated-optimum replies still play a step: S of their choices is large.
     assert gap["S_stated"]["value"] > 0.8
+
+
+def test_counts_stay_whole_numbers_whatever_n() -> None:
+    """7 of 100 is 0.07 · 100 = 7.000000000000001 in floats: counts are never rebuilt from
+    shares, so the fits that insist on whole counts get them."""
+    exp = get_experiment("ternary").resolve()
+    answers = {c.key: ["2"] * 7 + ["1"] * 55 + ["0"] * 38 for c in exp.conditions()}
+    result = analyse(exp, _data("ternary", answers))
+    assert result.metrics["per_q"]["0"]["rates"][2]["value"] == pytest.approx(0.07)
+    words = get_experiment("word-bias").resolve()
+    first = {c.key: [c.answers[0]] * 7 + [c.answers[1]] * 93 for c in words.conditions()}
+    bias = analyse(words, _data("word-bias", first)).metrics["bias"]
+    assert bias["avg_pos_bias"]["value"] == pytest.approx(0.43)

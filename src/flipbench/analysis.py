@@ -39,14 +39,26 @@ class ConditionData:
     def exact(self) -> bool:
         return self.probs is not None
 
-    def distribution(self) -> tuple[np.ndarray, int | None]:
-        """Shares of this condition's answers (in answer order) and n (None when exact)."""
+    def observed(self) -> tuple[np.ndarray, int | None]:
+        """Counts of this condition's answers (in answer order) and n; when exact, the
+        probabilities and None — what the fits in `distfit`/`curves` take."""
         space = self.condition.answers
         if self.probs is not None:
             return np.array([self.probs.get(a, 0.0) for a in space], dtype=float), None
-        n = len(self.answers)
         counts = np.array([sum(x == a for x in self.answers) for a in space], dtype=float)
-        return (counts / n if n else np.full(len(space), 1 / len(space))), n
+        return counts, len(self.answers)
+
+    def distribution(self) -> tuple[np.ndarray, int | None]:
+        """Shares of this condition's answers (in answer order) and n (None when exact)."""
+        values, n = self.observed()
+        if n is None:
+            return values, None
+        return (values / n if n else np.full(len(values), 1 / len(values))), n
+
+    @property
+    def order(self) -> str:
+        """Word pairs: "forward" (red word listed first) or "reverse"."""
+        return "forward" if self.condition.value.startswith("forward") else "reverse"
 
     def replies(self, d: int) -> np.ndarray:
         """Sequence answers ("1 0 1") as an (n, D) 0/1 array."""
@@ -98,11 +110,10 @@ def pair_cells(data: Sequence[ConditionData]) -> list[Cell]:
 def word_cells(data: Sequence[ConditionData]) -> list[WordCell]:
     out = []
     for d in data:
-        order = "forward" if d.condition.value.startswith("forward") else "reverse"
         if d.condition.x != 0.5:
             continue  # the paper's extra p = 49 conditions are shown, not scored
         probs, n = d.distribution()
-        out.append(WordCell(d.condition.group or "", order, probs, n))  # type: ignore[arg-type]
+        out.append(WordCell(d.condition.group or "", d.order, probs, n))  # type: ignore[arg-type]
     return out
 
 
@@ -189,9 +200,8 @@ def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Ana
     x = [d.condition.x for d in data]
     rates, ns = [], []
     for d in data:
-        probs, n = d.distribution()
-        first = d.condition.answers.index(d.condition.first)
-        rates.append(round(probs[first] * n) if n is not None else probs[first])
+        observed, n = d.observed()
+        rates.append(observed[d.condition.answers.index(d.condition.first)])
         ns.append(n)
     exact = all(n is None for n in ns)
     usable = [i for i, n in enumerate(ns) if n is None or n > 0]
@@ -292,10 +302,9 @@ def _ternary(data: Sequence[ConditionData]) -> Analysis:
     """r0, r1, r2 per q with KL and TV, and the benchmark's S0, S1, S2 (areas over q)."""
     fits = {}
     for d in data:
-        probs, n = d.distribution()
+        observed, n = d.observed()
         if n == 0:  # nothing valid yet: no rates to fit
             continue
-        observed = probs if n is None else np.round(probs * n)  # counts again, as integers
         fits[d.condition.value] = ternary_fit(d.condition.x, observed, exact=n is None).to_dict()
     keys = ("A0", "A1", "A2", "S0", "S1", "S2")
     m = _with_intervals(lambda c: BenchmarkParts(exp3=c), cells(data), ("exp3",), keys)
@@ -320,14 +329,9 @@ def _words(data: Sequence[ConditionData]) -> Analysis:
     for d in data:
         if d.condition.x != 0.5:
             continue
-        probs, n = d.distribution()
-        if n == 0:
-            continue
-        order = "forward" if d.condition.value.startswith("forward") else "reverse"
-        counts[(d.condition.group or "", order)] = (
-            float(probs[0]) if n is None else float(round(probs[0] * n)),
-            n,
-        )
+        observed, n = d.observed()
+        if n != 0:
+            counts[(d.condition.group or "", d.order)] = (float(observed[0]), n)
     bias = word_bias(counts).to_dict()
     keys = ("avg_pos_bias", "avg_red_bias", "Score_pos", "Score_sem")
     m = _with_intervals(lambda c: BenchmarkParts(exp5=c), word_cells(data), ("exp5",), keys)

@@ -100,9 +100,9 @@ def run_benchmark(
     bench_id = bench_id or f"bench-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     existing = {r.run_id: r for r in api.list_runs(db)} if db.exists() else {}
     statuses: dict[str, str] = {}
+    say = notify or (lambda _: None)
     for run in PART_RUNS:
         run_id = f"{bench_id}-{run.key}"
-        say = notify or (lambda _: None)
         if run_id in existing:
             if existing[run_id].model != model:
                 raise FlipbenchError(f"{bench_id} was run with {existing[run_id].model}")

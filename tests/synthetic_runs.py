@@ -147,13 +147,19 @@ def kinds(sharpness: float = 10.0) -> dict[str, tuple[ResolvedExperiment, Answer
     }
 
 
+def run_id_of(name: str, model: str) -> str:
+    """The id of the run of `name` on `model` in `journal_with` (a valid run id: no '/' or ':')."""
+    return f"{name}.{model.replace('/', '.')}"
+
+
 def journal_with(tmp: Path, names: list[str], models: tuple[str, ...] = ("model-a",)) -> Journal:
-    """A journal holding, for each name and model, the run `<name>:<model>`."""
+    """A journal holding, for each name and model, the run `run_id_of(name, model)`."""
     journal = Journal(tmp / "j.db")
     for m, model in enumerate(models):
         for name in names:
             experiment, answer = kinds(6.0 + 8.0 * m)[name]
-            make_run(journal, f"{name}:{model}", experiment, answer, model=model, seed=m, invalid=1)
+            run_id = run_id_of(name, model)
+            make_run(journal, run_id, experiment, answer, model=model, seed=m, invalid=1)
     return journal
 
 

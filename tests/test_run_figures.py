@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run
+from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run, run_id_of
 
 from flipbench.report.common import fmt_s
 from flipbench.report.panels import (
@@ -100,7 +100,7 @@ SINGLE = {
 @pytest.mark.parametrize("name", NAMES)
 def test_every_kind_gets_its_panels(journal: Journal, tmp_path: Path, name: str) -> None:
     stems, labels = SINGLE[name]
-    text = check(figures_for_run(journal, f"{name}:model-a", tmp_path), stems)
+    text = check(figures_for_run(journal, run_id_of(name, "model-a"), tmp_path), stems)
     for label in labels:
         assert label in text, label
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -110,13 +110,13 @@ def test_every_kind_gets_its_panels(journal: Journal, tmp_path: Path, name: str)
 
 @pytest.mark.parametrize("name", ["flip", "business", "d-flips"])
 def test_the_headline_s_is_the_runs_own(journal: Journal, tmp_path: Path, name: str) -> None:
-    results = compute_results(journal, f"{name}:model-a")
+    results = compute_results(journal, run_id_of(name, "model-a"))
     text = check(figures_for(results, tmp_path), SINGLE[name][0])
     assert f"S = {fmt_s(results.s)}" in text
 
 
 def test_gaussian_panel_uses_the_raw_answers(journal: Journal, tmp_path: Path) -> None:
-    results = compute_results(journal, "gaussian:model-a")
+    results = compute_results(journal, "gaussian.model-a")
     values = np.array([float(a) for _, answers, _ in results.raw for a in answers])
     text = check(figures_for(results, tmp_path), ["gaussian"])
     assert f"n = {values.size}" in text
@@ -127,7 +127,7 @@ def test_gaussian_panel_uses_the_raw_answers(journal: Journal, tmp_path: Path) -
 def test_gaussian_without_raw_answers_falls_back_to_the_histogram(
     journal: Journal, tmp_path: Path
 ) -> None:
-    results = gaussian_results(journal, "gaussian:model-a")
+    results = gaussian_results(journal, "gaussian.model-a")
     text = check(figures_for(results, tmp_path), ["gaussian"])
     assert "answers rebuilt from 5-wide bins" in text
     assert f"n = {results.metrics['gaussian']['n']}" in text
@@ -203,7 +203,7 @@ OVERLAY = {
 
 @pytest.mark.parametrize("name", list(OVERLAY))
 def test_overlay_labels_each_run_by_its_model(journal: Journal, tmp_path: Path, name: str) -> None:
-    results = [compute_results(journal, f"{name}:{m}") for m in MODELS]
+    results = [compute_results(journal, run_id_of(name, m)) for m in MODELS]
     text = check(overlay_figures(results, tmp_path, "overlay"), OVERLAY[name])
     for model in MODELS:
         assert model in text
@@ -213,7 +213,7 @@ def test_overlay_labels_each_run_by_its_model(journal: Journal, tmp_path: Path, 
 
 
 def test_overlay_of_gaussian_runs_has_a_panel_each(journal: Journal, tmp_path: Path) -> None:
-    results = [compute_results(journal, f"gaussian:{m}") for m in MODELS]
+    results = [compute_results(journal, run_id_of("gaussian", m)) for m in MODELS]
     text = check(overlay_figures(results, tmp_path, "g"), ["g"])
     assert text.count("KS D = ") == 2 and all(m in text for m in MODELS)
 
@@ -221,7 +221,7 @@ def test_overlay_of_gaussian_runs_has_a_panel_each(journal: Journal, tmp_path: P
 def test_overlay_from_the_journal_and_histograms_a_row_per_p(
     journal: Journal, tmp_path: Path
 ) -> None:
-    ids = [f"d-flips-10:{m}" for m in MODELS]
+    ids = [run_id_of("d-flips-10", m) for m in MODELS]
     text = check(
         overlay_figures_for_runs(journal, ids, tmp_path, "d10"),
         ["d10", "d10_position_s", "d10_count_histograms"],
@@ -234,29 +234,29 @@ def test_overlay_from_the_journal_and_histograms_a_row_per_p(
 
 
 def test_overlay_of_different_d_names_d_in_the_labels(journal: Journal, tmp_path: Path) -> None:
-    runs = [compute_results(journal, r) for r in ("d-flips-10:model-a", "d-flips:paper/gpt-4o")]
+    runs = [compute_results(journal, r) for r in ("d-flips-10.model-a", "d-flips.paper.gpt-4o")]
     stems = ["mix", "mix_position_s", "mix_count_histograms"]
     text = check(overlay_figures(runs, tmp_path, "mix"), stems)
     assert "model-a · D = 10" in text and "paper/gpt-4o · D = 2" in text
 
 
 def test_same_model_twice_is_told_apart_by_run_id(journal: Journal, tmp_path: Path) -> None:
-    one = compute_results(journal, "flip:model-a")
+    one = compute_results(journal, "flip.model-a")
     text = check(overlay_figures([one, one], tmp_path, "twice"), ["twice"])
-    assert text.count("model-a (flip:model-a) (S = ") == 2
+    assert text.count("model-a (flip.model-a) (S = ") == 2
 
 
 def test_overlay_leaves_out_runs_without_answers(journal: Journal, tmp_path: Path) -> None:
     with Journal(tmp_path / "j.db") as other:
         empty_run(other, "e", "single-flip")
         empty = compute_results(other, "e")
-    runs = [compute_results(journal, "flip:model-a"), empty]
+    runs = [compute_results(journal, "flip.model-a"), empty]
     text = check(overlay_figures(runs, tmp_path / "out", "o"), ["o"])
     assert "model-a" in text and "invalid" not in text
 
 
 def test_overlay_refuses_runs_of_different_experiments(journal: Journal, tmp_path: Path) -> None:
-    runs = [compute_results(journal, r) for r in ("flip:model-a", "business:model-a")]
+    runs = [compute_results(journal, r) for r in ("flip.model-a", "business.model-a")]
     with pytest.raises(ValueError, match="different experiments: business, single-flip"):
         overlay_figures(runs, tmp_path, "o")
     with pytest.raises(ValueError, match="no runs"):

@@ -61,8 +61,10 @@ class ConditionData:
         return "forward" if self.condition.value.startswith("forward") else "reverse"
 
     def replies(self, d: int) -> np.ndarray:
-        """Sequence answers ("1 0 1") as an (n, D) 0/1 array."""
-        rows = [[int(t) for t in a.split()] for a in self.answers]
+        """Sequence answers ("1 0 1") as an (n, D) 0/1 array; a stored answer that is not D
+        flips (only a journal written by something else holds one) is left out."""
+        split = (a.split() for a in self.answers)
+        rows = [[int(t) for t in r] for r in split if len(r) == d and set(r) <= {"0", "1"}]
         return np.array(rows, dtype=int).reshape(len(rows), d)
 
 
@@ -313,8 +315,13 @@ def _ternary(data: Sequence[ConditionData]) -> Analysis:
 
 
 def _gaussian(data: Sequence[ConditionData]) -> Analysis:
-    values = [float(a) for d in data for a in d.answers]
-    fit: dict[str, Any] = gaussian_fit(values).to_dict()
+    answers = [a for d in data for a in d.answers]
+    values = [v for v in map(_number, answers) if math.isfinite(v)]
+    if not values:  # nothing valid yet, or only non-finite numbers: nothing to fit
+        fit: dict[str, Any] = {"n": 0, "n_dropped": len(answers)}
+        return Analysis(math.nan, (math.nan, math.nan), {"gaussian": fit}, ["no numbers to fit"])
+    fit = gaussian_fit(values).to_dict()
+    fit["n_dropped"] += len(answers) - len(values)
     lines = [
         f"mean {_num(fit['mean']['value'])}, sd {_num(fit['sd']['value'])} (requested 100, 15);"
         f" KS D = {_num(fit['ks_stat'])}, p = {fit['ks_pvalue']:.2g}"
@@ -322,6 +329,14 @@ def _gaussian(data: Sequence[ConditionData]) -> Analysis:
         else "no numbers to fit"
     ]
     return Analysis(math.nan, (math.nan, math.nan), {"gaussian": fit}, lines)
+
+
+def _number(answer: str) -> float:
+    """A stored answer as a number; NaN when it is none (a journal holds whatever it holds)."""
+    try:
+        return float(answer)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 def _words(data: Sequence[ConditionData]) -> Analysis:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import platform
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +28,21 @@ from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
 from flipbench.results import RunResults, compute_results
 from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
-from flipbench.store import Journal, RunRow, check_readable
+from flipbench.store import (
+    Journal,
+    NoJournal,
+    RunLock,
+    RunRow,
+    check_readable,
+    check_writable,
+    inside,
+    validate_run_id,
+)
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ResolvedExperiment
 
 Notify = Callable[[str], None]
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _LIBS = ("aiohttp", "numpy", "scipy", "pydantic", "xllamacpp")
 
 
@@ -57,8 +64,8 @@ def _silent(text: str) -> None:
 
 
 def run_dir(db: Path, run_id: str) -> Path:
-    """Where a run's figures and reports go: next to the journal."""
-    return db.resolve().parent / "flipbench-runs" / run_id
+    """Where a run's figures and reports go: next to the journal, never outside its folder."""
+    return inside(db.resolve().parent / "flipbench-runs", validate_run_id(run_id))
 
 
 def new_run_id(experiment: str) -> str:
@@ -102,17 +109,17 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
         raise FlipbenchError("--constrained applies to sampling; exact mode reads probabilities")
     if config.constrained and not cls.supports_constrained:
         raise FlipbenchError(f"{config.model} cannot constrain its answers")
-    if config.run_id is not None and not _RUN_ID.match(config.run_id):
-        raise FlipbenchError(
-            f"run id {config.run_id!r} must be letters, digits, '.', '_' or '-' (≤ 100 chars)"
-        )
+    if config.run_id is not None:
+        validate_run_id(config.run_id)
     return experiment, cls
 
 
 def _check_db(db: Path) -> None:
+    """Before a run starts anything: the journal can be read and written."""
     check_readable(db)
     if not db.resolve().parent.is_dir():
         raise FlipbenchError(f"directory {db.resolve().parent} for the journal does not exist")
+    check_writable(db)
 
 
 async def _execute(
@@ -148,7 +155,14 @@ async def _execute(
                 )
             else:
                 _check_same_model(journal.get_run(run_id), versions)
+                if lost := journal.mark_lost_calls(run_id):
+                    notify(f"{lost} paid call(s) were in flight when the run stopped: counted")
+                _check_budget_left(journal, run_id, config)
+                journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
                 journal.set_status(run_id, "running")
+            # The budget belongs to the run: what its journal says was spent counts against it,
+            # including calls a killed process had in flight (paid, never journaled).
+            backend.set_spent(journal.spent(run_id))
             status = "interrupted"
             message: str | None = f"stopped; continue with --resume {run_id}"
             try:
@@ -191,6 +205,16 @@ async def _execute(
             return status, message, backend.retry_counts()
     finally:
         await backend.close()
+
+
+def _check_budget_left(journal: Journal, run_id: str, config: RunConfig) -> None:
+    """A resume at a cap the run has already spent would stop at once: say so instead."""
+    spent = journal.spent(run_id)
+    if config.max_cost is not None and spent >= config.max_cost:
+        raise FlipbenchError(
+            f"run {run_id} has already spent ${spent:.4f} of its ${config.max_cost:.4f} budget;"
+            f" resume with a larger --max-cost to continue"
+        )
 
 
 def _fall_back_to_sampling(config: RunConfig, reason: str, notify: Notify) -> RunConfig:
@@ -297,12 +321,15 @@ def start_run(
     _check_db(db)
     run_id = config.run_id or new_run_id(experiment.name)
     config = config.model_copy(update={"run_id": run_id})
-    if db.exists():
-        with Journal(db, create=False) as journal:
-            if run_id in {r.run_id for r in journal.list_runs()}:
-                raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
-    backend = cls.from_config(config)
-    return _run(db, run_id, config, experiment, backend, True, progress, notify)
+    with RunLock(db, run_id):  # held for the run's whole life, from before it is created
+        try:
+            with Journal(db, create=False) as journal:
+                if run_id in {r.run_id for r in journal.list_runs()}:
+                    raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
+        except NoJournal:  # none yet (or another process is creating it right now)
+            pass
+        backend = cls.from_config(config)
+        return _run(db, run_id, config, experiment, backend, True, progress, notify)
 
 
 def resume_run(
@@ -313,24 +340,33 @@ def resume_run(
     max_cost: float | None = None,
     max_concurrency: int | None = None,
     notify: Notify | None = None,
+    force: bool = False,
 ) -> RunOutcome:
     """Top every condition of a stopped run up to N valid samples; never replays or duplicates.
 
     Only how the run is executed may change on resume (budget, concurrency), never what it asks.
+    The run's lock is held throughout: a run another process holds is refused (even with
+    `force`, which only takes over a run whose recorded process is alive but holds no lock).
     """
     db = db or default_db_path()
+    validate_run_id(run_id)
     _check_db(db)
     with Journal(db, create=False) as journal:
-        run = journal.get_run(run_id)
-    overrides = {"max_cost": max_cost, "max_concurrency": max_concurrency}
-    config = RunConfig(**{**run.config, **{k: v for k, v in overrides.items() if v is not None}})
-    experiment = ResolvedExperiment(**run.definition)
-    if run.display_status == "running":
-        raise FlipbenchError(f"run {run_id} is still running in process {run.pid}")
-    if run.status == "complete":
-        return _finish(db, run_id, run.status, "already complete")
-    backend = backend_class(config.model).from_config(config)
-    return _run(db, run_id, config, experiment, backend, False, progress, notify)
+        journal.get_run(run_id)  # an unknown run is refused before anything is taken
+    with RunLock(db, run_id, force=force) as lock:
+        with Journal(db, create=False) as journal:
+            run = journal.get_run(run_id)  # as it is now that no one else can change it
+        overrides = {"max_cost": max_cost, "max_concurrency": max_concurrency}
+        config = RunConfig(
+            **{**run.config, **{k: v for k, v in overrides.items() if v is not None}}
+        )
+        experiment = ResolvedExperiment(**run.definition)
+        if lock.check_takeover(run) and notify is not None:
+            notify(f"taking over run {run_id} from process {run.pid}, which does not hold it")
+        if run.status == "complete":
+            return _finish(db, run_id, run.status, "already complete")
+        backend = backend_class(config.model).from_config(config)
+        return _run(db, run_id, config, experiment, backend, False, progress, notify)
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

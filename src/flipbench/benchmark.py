@@ -23,7 +23,7 @@ from flipbench.errors import FlipbenchError
 from flipbench.providers import backend_class
 from flipbench.results import RunResults, compute_results, strict_json
 from flipbench.scoring import BenchmarkParts, bootstrap_benchmark, score_benchmark
-from flipbench.store import Journal, RunRow
+from flipbench.store import Journal, RunRow, validate_run_id
 from flipbench.tasks import get_experiment
 
 SCHEMA_VERSION = "1"
@@ -98,6 +98,7 @@ def run_benchmark(
         raise FlipbenchError(f"unknown mode {mode!r} (use auto, exact or sample)")
     backend_class(model)  # a wrong model name fails before anything runs
     bench_id = bench_id or f"bench-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    validate_run_id(bench_id, "benchmark id")  # it names runs and the summary's folder
     existing = {r.run_id: r for r in api.list_runs(db)} if db.exists() else {}
     statuses: dict[str, str] = {}
     say = notify or (lambda _: None)
@@ -128,6 +129,7 @@ def run_benchmark(
 
 def runs_of(db: Path, bench_id: str) -> list[RunRow]:
     """The journaled runs of one benchmark (for --resume); a clear error when there are none."""
+    validate_run_id(bench_id, "benchmark id")
     with Journal(db, create=False) as journal:
         runs = [r for r in journal.list_runs() if r.config.get("bench_id") == bench_id]
     if not runs:

@@ -16,20 +16,24 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from flipbench import api
 from flipbench.config import DEFAULT_DB, RunConfig, load_env_file
 from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.progress import note
-from flipbench.results import RunResults
+from flipbench.results import MAX_REPLY_COST, RunResults
+from flipbench.safety import clean_json, csv_cell, mask_secrets, scrub, terminal_safe
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Measure whether a language model can follow a requested probability distribution.",
 )
-out = Console(soft_wrap=True)
+# No markup or emoji codes: text from a journal, a server or the user (`[/bold]`, `[link=…]`,
+# `:smile:`) is printed as it is. Styled output is built as `Text`.
+out = Console(soft_wrap=True, markup=False, emoji=False)
 
 DbOption = Annotated[
     Path,
@@ -37,9 +41,32 @@ DbOption = Annotated[
 ]
 
 
+def plain(value: object) -> Text:
+    """Stored or received text for the terminal: printed literally (no markup), with control
+    characters and escape sequences made visible and credentials masked."""
+    return Text(terminal_safe(mask_secrets(str(value))))
+
+
 def _fail(message: str) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {scrub(message, ERROR_LINE_CHARS)}", file=sys.stderr)
     return typer.Exit(code=2)
+
+
+ERROR_LINE_CHARS = 2000
+#: Options whose flag is not the field name with dashes (RunConfig field -> CLI flag).
+_FLAGS = {"timeout_s": "--timeout", "p_values": "--p", "model_options": "-M"}
+
+
+def _validation_line(exc: ValidationError) -> str:
+    """The first problem, named by the flag that set it: `--n: Input should be …`."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if exc.title != "RunConfig" or not loc:
+        where = ".".join(loc)
+        return f"{exc.title} {where}: {message}" if where else f"{exc.title}: {message}"
+    flag = _FLAGS.get(loc[0], "--" + loc[0].replace("_", "-"))
+    return message if message.startswith(flag + " ") else f"{flag}: {message}"
 
 
 @contextmanager
@@ -51,11 +78,10 @@ def user_errors(env_file: Path | None = None) -> Iterator[None]:
             load_env_file(env_file)
         yield
     except RunInterrupted as exc:
-        print(str(exc), file=sys.stderr)
+        print(scrub(str(exc), ERROR_LINE_CHARS), file=sys.stderr)
         raise typer.Exit(code=130) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise _fail(_validation_line(exc)) from None
     except FlipbenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -86,22 +112,27 @@ def _rows(results: RunResults) -> list[dict[str, Any]]:
 
 def print_results(results: RunResults, fmt: str = "table") -> None:
     """Per condition p, rate, interval, counts (and coverage in exact mode); then S."""
-    if fmt == "json":
-        print(json.dumps(results.to_dict(), indent=2, allow_nan=False))
+    if fmt == "json":  # stored strings masked; json.dumps escapes every control character
+        print(json.dumps(clean_json(results.to_dict()), indent=2, allow_nan=False))
         return
     rows = _rows(results)
     lo, hi = results.s_ci
     if fmt == "csv":
+        fields = [*CSV_FIELDS, *(["coverage"] if results.run.mode == "exact" else [])]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"condition": "S", "rate": results.s, "ci_low": lo, "ci_high": hi})
+        s_row = {"condition": "S", "rate": results.s, "ci_low": lo, "ci_high": hi}
+        for row in [*rows, s_row]:  # text cells cannot start a spreadsheet formula
+            writer.writerow({k: csv_cell(mask_secrets(v) if isinstance(v, str) else v)
+                             for k, v in row.items()})  # fmt: skip
         print(buffer.getvalue(), end="")
         return
     run = results.run
     table = Table(
-        title=f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
+        title=plain(
+            f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
+        )
     )
     experiment = results.experiment
     label = "p %" if experiment.builder_kind == "flip" else "condition"
@@ -111,7 +142,7 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     elif experiment.kind in ("word-pair",):
         rate = "first word"
     for name in (label, rate, "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
-        table.add_column(name, justify="right")
+        table.add_column(plain(name), justify="right")
     if run.mode == "exact":
         table.add_column("coverage", justify="right")
     for c, row in zip(results.conditions, rows, strict=True):
@@ -121,17 +152,37 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
                  str(c.n_valid), str(c.n_total), invalid]  # fmt: skip
         if "coverage" in row:
             cells.append(_num(c.coverage, 4))
-        table.add_row(*cells)
+        table.add_row(*map(plain, cells))
     out.print(table)
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
     if not math.isnan(results.s):
         out.print(f"S = {_num(results.s)}{interval}")
     for line in results.lines:
-        out.print(line)
-    if results.cost_usd is not None:
-        out.print(f"cost: ${results.cost_usd:.4f} over {results.n_requests:,} requests")
+        out.print(plain(line))
+    cost = cost_line(results)
+    if cost:
+        out.print(cost)
     if run.message:
-        out.print(f"note: {run.message}")
+        out.print(plain(f"note: {run.message}"))
+
+
+CSV_FIELDS = ["condition", "p", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid_share"]
+
+
+def cost_line(results: RunResults) -> str | None:
+    """What the run's replies cost; a lower bound, said so, when some reported an unusable cost
+    (negative: counted as 0; infinite, NaN, unreadable or above $1M: not counted)."""
+    if results.cost_usd is None and not results.cost_unusable:
+        return None
+    total = f"${results.cost_usd or 0.0:,.4f}"
+    requests = f"over {results.n_requests:,} requests"
+    if not results.cost_unusable:
+        return f"cost: {total} {requests}"
+    k = results.cost_unusable
+    return (
+        f"cost: ≥ {total} {requests} ({k:,} repl{'y' if k == 1 else 'ies'} reported an unusable"
+        f" cost — negative, infinite, NaN or above ${MAX_REPLY_COST:,.0f} — not counted)"
+    )
 
 
 def _model_options(pairs: list[str]) -> dict[str, Any]:
@@ -140,11 +191,15 @@ def _model_options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise FlipbenchError(f"-M expects key=value, got {pair!r}")
+            raise FlipbenchError(f"-M expects key=value, got {pair[:60]!r}")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             options[key.strip()] = value
+        except RecursionError:
+            raise FlipbenchError(
+                f"-M {key.strip()[:40]}: the JSON value is nested too deep"
+            ) from None
     return options
 
 
@@ -152,11 +207,12 @@ def _report(outcome: api.RunOutcome, *, figures: bool = True) -> None:
     if outcome.results is not None:
         print_results(outcome.results)
     for path in outcome.figures if figures else []:
-        out.print(f"figure: {path}")
+        out.print(plain(f"figure: {path}"))
     if outcome.retries:
-        out.print("retries: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.retries.items())))
+        retries = ", ".join(f"{k} {v}" for k, v in sorted(outcome.retries.items()))
+        out.print(plain(f"retries: {retries}"))
     if outcome.status != "complete":
-        out.print(f"run {outcome.run_id} is {outcome.status}: {outcome.message or ''}")
+        out.print(plain(f"run {outcome.run_id} is {outcome.status}: {outcome.message or ''}"))
 
 
 @app.command()
@@ -173,7 +229,7 @@ def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
         "What S means: 0 = the rate follows p exactly, 1 = always the likelier side (a step at"
         " 50 %), 2 = the opposite of what was asked."
     )
-    out.print(f"[bold]figure:[/bold] {outcome.figures[0]}")
+    out.print(Text.assemble(("figure:", "bold"), " ", plain(outcome.figures[0])))
     span = max(rates) - min(rates) if rates else float("nan")
     verdict = "it ignores p" if span < 0.1 else "it moves with p"
     out.print(
@@ -229,6 +285,14 @@ def run(
     ] = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="with --resume: take over a run marked running by a live process that does not"
+            " hold its lock (a reused pid, a container's pid 1); never one that is really running",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show progress")] = True,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
@@ -239,9 +303,11 @@ def run(
                 raise FlipbenchError("--resume continues a stored run; give no experiment")
             outcome = api.resume_run(
                 resume, db, progress=progress, max_cost=max_cost, notify=note,
-                max_concurrency=max_concurrency,
+                max_concurrency=max_concurrency, force=force,
             )  # fmt: skip
         else:
+            if force:
+                raise FlipbenchError("--force applies to --resume ID only")
             if experiment is None:
                 from flipbench.tasks import EXPERIMENTS
 
@@ -292,13 +358,13 @@ def runs_cmd(
     fields = ("run_id", "experiment", "model", "mode", "display_status", "created_at")
     if fmt == "json":
         listing = [{f.removeprefix("display_"): getattr(r, f) for f in fields} for r in rows]
-        print(json.dumps(listing, indent=2))
+        print(json.dumps(clean_json(listing), indent=2))
         return
     table = Table()
     for name in ("id", "experiment", "model", "mode", "status", "created"):
         table.add_column(name)
     for r in rows:
-        table.add_row(*(str(getattr(r, f)) for f in fields))
+        table.add_row(*(plain(getattr(r, f)) for f in fields))
     out.print(table)
 
 
@@ -330,7 +396,7 @@ def export(
         path = api.export(run_id, fmt, output, db)
     except FlipbenchError as exc:
         raise _fail(str(exc)) from None
-    out.print(f"wrote {path}")
+    out.print(plain(f"wrote {path}"))
 
 
 def main() -> None:
@@ -348,6 +414,6 @@ def main() -> None:
         known = typer.main.get_command(app).commands  # type: ignore[attr-defined]
         command = next((a for a in sys.argv[1:2] if a in known), "")
         hint = f" (see `flipbench {command} --help`)" if command else " (see `flipbench --help`)"
-        print(f"error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        print(f"error: {scrub(message, ERROR_LINE_CHARS)}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

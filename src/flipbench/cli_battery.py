@@ -14,13 +14,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from flipbench import api, benchmark
-from flipbench.cli import DbOption, _fail, _model_options, app, out, user_errors
+from flipbench.cli import DbOption, _fail, _model_options, app, out, plain, user_errors
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
 from flipbench.importers import RunImport
 from flipbench.progress import note
+from flipbench.safety import csv_cell, mask_secrets, terminal_safe
 
 PART_TITLES = {
     "exp1": "Exp1 single flip",
@@ -55,7 +57,7 @@ def _headline(part: str, metrics: dict[str, Any]) -> str:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"{summary['bench_id']}  {summary['model']}")
+    table = Table(title=plain(f"{summary['bench_id']}  {summary['model']}"))
     for name in ("part", "score", "95% CI", "sub-metrics"):
         table.add_column(name, justify="left" if name in ("part", "sub-metrics") else "right")
     for part, body in summary["parts"].items():
@@ -63,14 +65,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         ci = "" if lo is None else f"[{lo:.1f}, {hi:.1f}]"
         score = benchmark.format_score(body["score"])
         table.add_row(
-            PART_TITLES.get(part, part), f"{score} / 20", ci, _headline(part, body["metrics"])
-        )
+            plain(PART_TITLES.get(part, part)), plain(f"{score} / 20"), plain(ci),
+            plain(_headline(part, body["metrics"])),
+        )  # fmt: skip
     total = summary["total"]
     table.add_row(
-        "[bold]total[/bold]", f"[bold]{benchmark.format_score(total['score'])}[/bold] / 100",
-        benchmark.format_score(None) if total["ci"][0] is None
-        else f"[{total['ci'][0]:.1f}, {total['ci'][1]:.1f}]",
-        "" if summary["complete"] else "incomplete: some runs are not complete",
+        Text("total", style="bold"),
+        Text.assemble((benchmark.format_score(total["score"]), "bold"), " / 100"),
+        plain(benchmark.format_score(None) if total["ci"][0] is None
+              else f"[{total['ci'][0]:.1f}, {total['ci'][1]:.1f}]"),
+        plain("" if summary["complete"] else "incomplete: some runs are not complete"),
     )  # fmt: skip
     out.print(table)
 
@@ -107,7 +111,7 @@ def bench(
             progress=progress, notify=note,
         )  # fmt: skip
     print_summary(outcome.summary)
-    out.print(f"summary: {outcome.path}")
+    out.print(plain(f"summary: {outcome.path}"))
 
 
 @app.command("leaderboard")
@@ -140,25 +144,33 @@ def leaderboard_cmd(
         parts = [benchmark.format_score(r.parts.get(f"exp{i}")) for i in range(1, 6)]
         total = benchmark.format_score(r.total) + ("" if r.complete else " *")
         lines.append([str(rank), r.model, total, ci, *parts, r.bench_id])
-    if fmt == "csv":
+    if fmt == "csv":  # text cells cannot start a spreadsheet formula
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows(lines)
+        writer.writerows([csv_cell(mask_secrets(cell)) for cell in line] for line in lines)
         print(buffer.getvalue(), end="")
         return
     if fmt == "markdown":
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for line in lines:
-            print("| " + " | ".join(line) + " |")
+            print("| " + " | ".join(_markdown_cell(cell) for cell in line) + " |")
         return
     table = Table(title="flipbench leaderboard (100-point benchmark; * = incomplete)")
     for name in header:
         table.add_column(name, justify="left" if name in ("model", "bench id") else "right")
     for line in lines:
-        table.add_row(*line)
+        table.add_row(*map(plain, line))
     out.print(table)
+
+
+def _markdown_cell(text: str) -> str:
+    """A table cell that stays one cell on one line and holds no HTML, link or image."""
+    text = " ".join(terminal_safe(mask_secrets(text)).split())
+    for char in "\\|<>`":
+        text = text.replace(char, "\\" + char)
+    return text.replace("](", "]\\(")
 
 
 @app.command("import")
@@ -171,21 +183,21 @@ def import_cmd(
     with user_errors():
         report = api.import_data(source, directory, db)
     for line in report.lines():
-        out.print(line)
+        out.print(plain(line))
     table = Table(title="imported runs: the headline metric of each")
     for name in ("run", "experiment", "model", "S", "other metrics"):
         table.add_column(name, justify="right" if name == "S" else "left")
     for run in report.runs:
         results = api.run_results(run.run_id, db)
         s = "" if math.isnan(results.s) else f"{results.s:.3f}"
-        table.add_row(run.run_id, results.experiment.name, results.run.model, s,
-                      "; ".join(results.lines))  # fmt: skip
+        table.add_row(*map(plain, (run.run_id, results.experiment.name, results.run.model, s,
+                                   "; ".join(results.lines))))  # fmt: skip
     out.print(table)
     with user_errors():
         for stem, run_ids in _paper_figures(report.runs).items():
             for path in api.draw_figures(run_ids, stem, db):
                 if path.suffix == ".png":
-                    out.print(f"figure: {path}")
+                    out.print(plain(f"figure: {path}"))
     out.print("each in full: `flipbench show RUN_ID` (--format json for every metric)")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flipbench.errors import FlipbenchError
 
@@ -14,6 +15,44 @@ DEFAULT_DB = "flipbench.db"
 DEFAULT_MODEL = "local/smollm2"
 
 Mode = Literal["sample", "exact"]
+
+# Bounds of what a user may ask for (the CLI, the Python API and a resumed run's stored config
+# alike): large enough for any real experiment, small enough that nothing overflows downstream.
+MAX_N = 1_000_000  # valid samples per condition
+MAX_D = 1000  # tokens per reply (d-flips)
+MAX_TOKENS = 1_000_000  # max_tokens of one reply
+MAX_TEMPERATURE = 100.0
+MAX_SEED = 2**63 - 1  # what a signed 64-bit seed field (OpenAI's, llama.cpp's) holds
+MAX_PROMPT_CHARS = 100_000
+MAX_MODEL_OPTIONS_CHARS = 100_000  # the -M fields, as JSON
+
+#: Request-body fields the experiment definition (or flipbench itself) sets: `-M` may not
+#: replace them, or what is sent would differ from the recorded definition and its hash.
+#: Value: how to set it instead.
+OWNED_REQUEST_FIELDS = {
+    "messages": "use --prompt / --system-prompt",
+    "prompt": "use --prompt / --system-prompt",
+    "model": "use --model",
+    "temperature": "use --temperature",
+    "max_tokens": "use --max-tokens",
+    "max_completion_tokens": "use --max-tokens",
+    "max_output_tokens": "use --max-tokens",
+    "seed": "use --seed",
+    "n": "each sample is its own request; use --n for the number of samples",
+    "logprobs": "use --mode exact",
+    "top_logprobs": "use --mode exact",
+    "n_probs": "use --mode exact",
+    "stream": "flipbench sets it itself",
+    "stream_options": "flipbench sets it itself",
+    "response_format": "use --constrained",
+    "structured_outputs": "use --constrained",
+    "json_schema": "use --constrained",
+    "grammar": "use --constrained",
+    "guided_json": "use --constrained",
+    "guided_regex": "use --constrained",
+    "guided_choice": "use --constrained",
+    "guided_grammar": "use --constrained",
+}
 
 
 def load_env_file(path: Path) -> list[str]:
@@ -51,14 +90,20 @@ class RunConfig(BaseModel):
     experiment: str = "single-flip"
     model: str = DEFAULT_MODEL
     mode: Mode = "sample"
-    n: int | None = Field(default=None, description="valid samples per condition")
+    n: int | None = Field(default=None, ge=1, le=MAX_N, description="valid samples per condition")
     grid: str | None = Field(default=None, description="named grid of the experiment")
-    p_values: list[str] | None = Field(default=None, description="explicit p values, in percent")
-    d: int | None = Field(default=None, description="tokens per reply (d-flips)")
-    temperature: float | None = None
-    max_tokens: int | None = None
-    prompt: str | None = Field(default=None, description="prompt template with {p} and {q}")
-    system_prompt: str | None = None
+    p_values: list[str] | None = Field(
+        default=None, max_length=10_000, description="explicit p values, in percent"
+    )
+    d: int | None = Field(default=None, ge=1, le=MAX_D, description="tokens per reply (d-flips)")
+    temperature: float | None = Field(default=None, ge=0, le=MAX_TEMPERATURE, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    prompt: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="prompt template with the experiment's fields ({p} and {q} for coins)",
+    )
+    system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     constrained: bool = Field(
         default=False, description="enforce the answer space with a grammar/structured output"
     )
@@ -72,12 +117,19 @@ class RunConfig(BaseModel):
         default=5.0,
         ge=1.0,
         le=1000.0,
+        allow_inf_nan=False,
         description="stop a condition after this many × N attempts, even if short of N valid",
     )
     max_cost: float | None = Field(
-        default=None, gt=0, le=1e6, description="stop cleanly once API calls cost this (USD)"
+        default=None,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="stop cleanly once API calls cost this (USD)",
     )
-    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="per-request timeout")
+    timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, allow_inf_nan=False, description="per-request timeout"
+    )
     max_retries: int = Field(default=8, ge=0, le=100, description="retries of one request")
     model_options: dict[str, Any] = Field(
         default_factory=dict, description="extra request-body fields (-M key=value)"
@@ -90,7 +142,32 @@ class RunConfig(BaseModel):
         default=False, description="if exact mode is unavailable on the endpoint, sample instead"
     )
     seed: int | None = Field(
-        default=None, description="base seed; each sample gets its own derived seed when set"
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        description="base seed; each sample gets its own derived seed when set",
     )
     run_id: str | None = None
     bench_id: str | None = Field(default=None, description="the benchmark this run belongs to")
+
+    @field_validator("model_options")
+    @classmethod
+    def _no_owned_fields(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Extra request fields may add to a request, never replace what the definition sends
+        (its prompt, temperature, max_tokens…), and must be plain JSON."""
+        for key in options:
+            name = str(key).strip().lower().replace("-", "_")
+            if not name:
+                raise ValueError("-M needs a field name (key=value)")
+            if name in OWNED_REQUEST_FIELDS:
+                instead = OWNED_REQUEST_FIELDS[name]
+                raise ValueError(f"-M {name}=… would bypass the recorded definition; {instead}")
+        try:
+            size = len(json.dumps(options, allow_nan=False))
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError(
+                "-M values must be plain JSON (no NaN or Infinity, not nested too deep)"
+            ) from None
+        if size > MAX_MODEL_OPTIONS_CHARS:
+            raise ValueError(f"-M fields are too large ({size:,} characters of JSON)")
+        return options

@@ -1,4 +1,11 @@
-"""Per-sample tables for people's own analysis: one row per journaled request."""
+"""Per-sample tables for people's own analysis: one row per journaled request.
+
+CSV is for spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`, tab or CR as a
+formula: every text cell goes through `safety.csv_cell` (OWASP's rule: such a cell gets a
+leading `'`; control characters become visible escapes; a plain number such as "-3" is left
+as it is). Numeric and boolean columns are untouched. Parquet is typed data for programs, not
+spreadsheets: its text columns hold exactly what the journal holds.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from flipbench.errors import FlipbenchError
+from flipbench.safety import csv_cell
 from flipbench.store import Journal
 from flipbench.tasks.definition import ResolvedExperiment
 
@@ -52,6 +60,15 @@ def samples_frame(journal: Journal, run_id: str) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell neutralised for spreadsheets (see the module docstring)."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(csv_cell, na_action="ignore")
+    return safe
+
+
 def export_run(journal: Journal, run_id: str, fmt: str, path: Path) -> Path:
     """Write the per-sample table as CSV or Parquet."""
     if fmt not in ("csv", "parquet"):
@@ -62,7 +79,7 @@ def export_run(journal: Journal, run_id: str, fmt: str, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
-            frame.to_csv(path, index=False)
+            csv_safe(frame).to_csv(path, index=False)
         else:
             frame.to_parquet(path, index=False)
     except OSError as exc:

@@ -2,7 +2,9 @@
 
 Matching is whole-token and case-insensitive, and the result is always the canonical
 spelling from the answer space, so "**Sun.**" counts as "sun" but "sunny", "10", "0.45",
-"1/2", "-1" and "0-1" count as nothing. Words for numbers ("one") are deliberately NOT
+"1/2", "-1" and "0-1" count as nothing. The common markdown and LaTeX wrappers count as
+the token they wrap: `**1**`, `*1*`, `__1__`, `_1_`, `` `1` ``, `$1$`, `$$1$$` (but "$1" alone
+is a price, not an answer). Words for numbers ("one") are deliberately NOT
 read as digits: the prompt asks for the symbol, and a reply that does not contain it did
 not follow the prompt. Invalid replies get a category instead of being dropped, because
 how often a model fails to answer is part of what the benchmark reports.
@@ -26,6 +28,7 @@ __all__ = [
     "parse_number",
     "parse_reply",
     "parse_tokens",
+    "unwrap",
 ]
 
 #: Exact mode asked for top_logprobs and the endpoint returned none (set by backends).
@@ -66,6 +69,21 @@ _BEFORE = r"(?<![\w.,%+$-])(?<!\d/)"
 # "1." is fine), nor by "/"/"+" + digit (fraction "1/2", sum "1+1"), nor by "-" + word
 # character (range "0-1", compound "1-token" or "sun-like").
 _AFTER = r"(?![\w%])(?![.,/+]\d)(?!-\w)"
+
+
+# A span wrapped in `_`, `__`, `$` or `$$` (emphasis, LaTeX math) as a whole token: the same
+# delimiter on both sides, no space just inside them, not glued to a word or another `$`
+# (`snake_case_1_x`, `$1 and $2`). The span is read as if the delimiters were spaces.
+# Linear: a span cannot cross a `_`, a `$` or a line break.
+_WRAPPED = re.compile(r"(?<![\w$])(__|_|\$\$|\$)(?=[^\s_$])([^_$\n]*?[^\s_$])\1(?![\w$])")
+
+
+def unwrap(text: str) -> str:
+    """Text with `_x_`, `__x__`, `$x$` and `$$x$$` spans opened up to ` x ` (see _WRAPPED);
+    `*`, `**` and backticks need no such help: they are not word characters."""
+    if "_" not in text and "$" not in text:
+        return text
+    return _WRAPPED.sub(r" \2 ", text)
 
 
 def _token(answer: str) -> str:
@@ -120,7 +138,7 @@ def parse_answer(
     truncated = finish_reason == "length"
     if content is None or not content.strip():
         return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
-    found = {m.lastgroup for m in pattern.finditer(content)}
+    found = {m.lastgroup for m in pattern.finditer(unwrap(content))}
     if len(found) > 1:
         return ParsedAnswer(None, InvalidCategory.AMBIGUOUS)
     if found:
@@ -144,7 +162,7 @@ def parse_last_answer(
         truncated = finish_reason == "length"
         return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
     letters = all(len(a) == 1 and a.isalpha() for a in answers)
-    matches = list(answer_regex(answers, case_sensitive=letters).finditer(text))
+    matches = list(answer_regex(answers, case_sensitive=letters).finditer(unwrap(text)))
     group = matches[-1].lastgroup if matches else None
     if group is None:
         category = InvalidCategory.TRUNCATED if finish_reason == "length" else None
@@ -153,7 +171,7 @@ def parse_last_answer(
 
 
 _TOKEN_SPLIT = re.compile(r"[\s,;]+")
-_WRAPPING = "`*_\"'.[](){}"
+_WRAPPING = "`*_$\"'.[](){}"
 
 
 def parse_tokens(
@@ -189,7 +207,7 @@ def parse_number(content: str | None, finish_reason: str | None = None) -> Parse
     truncated = finish_reason == "length"
     if content is None or not content.strip():
         return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
-    found = {m.group(0).lstrip("+") for m in _NUMBER.finditer(content)}
+    found = {m.group(0).lstrip("+") for m in _NUMBER.finditer(unwrap(content))}
     if len(found) > 1:
         return ParsedAnswer(None, InvalidCategory.AMBIGUOUS)
     if not found:

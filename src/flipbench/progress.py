@@ -16,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from flipbench.safety import mask_secrets, terminal_safe
+
 
 class Reporter(Protocol):
     def start(self, total: int, done: int) -> None: ...
@@ -24,8 +26,9 @@ class Reporter(Protocol):
 
 
 def note(text: str) -> None:
-    """A one-line notice for a person (the plan of a paid run), on stderr beside progress."""
-    print(text, file=sys.stderr, flush=True)
+    """A one-line notice for a person (the plan of a paid run), on stderr beside progress;
+    it may quote a server, so it is printed terminal-safe with credentials masked."""
+    print(terminal_safe(mask_secrets(text)), file=sys.stderr, flush=True)
 
 
 def _cost(cost: float) -> str:

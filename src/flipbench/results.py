@@ -44,11 +44,14 @@ class RunResults:
     conditions: list[ConditionResult]
     s: float
     s_ci: tuple[float, float]
-    cost_usd: float | None = None  # sum of the providers' usage.cost; None when none reported
+    # Sum of the usable `usage.cost` values; None when no reply reported one. With
+    # `cost_unusable` > 0 it is a lower bound (see `CostTotal`).
+    cost_usd: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # the experiment's own metrics
     lines: list[str] = field(default_factory=list)  # their one-line summaries, for `show`
     # Per condition: the valid answers (sampled) or the exact distribution, for scoring.
     raw: list[tuple[Condition, list[str], dict[str, float] | None]] = field(default_factory=list)
+    cost_unusable: int = 0  # replies whose reported cost could not be counted as is
 
     @property
     def n_requests(self) -> int:
@@ -75,6 +78,8 @@ class RunResults:
                 "conditions": rows,
                 "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
                 "cost_usd": self.cost_usd,
+                "cost_unusable": self.cost_unusable,
+                "cost_is_lower_bound": self.cost_unusable > 0,
                 "metrics": self.metrics,
             }
         )
@@ -92,6 +97,69 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+#: A reply reporting more than this (the largest --max-cost) did not really cost it.
+MAX_REPLY_COST = 1e6
+
+
+@dataclass
+class CostTotal:
+    """What a run's replies reported they cost, counted so that no stored value can break it.
+
+    Rule: a finite cost in [0, MAX_REPLY_COST] is added. A negative one is counted as 0; an
+    infinite, NaN or larger one is not added; either is counted in `unusable`, as is a reply
+    the provider flagged (`meta.cost_flag`: negative, non-finite or unreadable). With any
+    unusable reply, `total` is a lower bound of what was spent.
+    """
+
+    unusable: int = 0
+    _values: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def total(self) -> float | None:
+        """The sum of the counted costs; None when no reply reported a usable one."""
+        return math.fsum(self._values) if self._values else None
+
+    def add(self, cost: Any, meta_json: str | None = None) -> None:
+        flagged = _cost_flag(meta_json) is not None
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            value = float(cost)
+            if math.isfinite(value) and 0 <= value <= MAX_REPLY_COST:
+                self._values.append(value)
+            else:
+                flagged = True
+                if value < 0:  # negative: counted as nothing spent
+                    self._values.append(0.0)
+        elif cost is not None:  # a text or blob where a number belongs
+            flagged = True
+        self.unusable += flagged
+
+
+def _cost_flag(meta_json: str | None) -> str | None:
+    """The provider's flag on a reply's reported cost, if any (never raises)."""
+    if not meta_json or "cost_flag" not in meta_json:
+        return None
+    try:
+        meta = json.loads(meta_json)
+    except (ValueError, RecursionError):
+        return None
+    flag = meta.get("cost_flag") if isinstance(meta, dict) else None
+    return str(flag) if flag else None
+
+
+def _probs(probs_json: Any) -> dict[str, float] | None:
+    """An exact row's answer distribution; None unless it is an object of finite numbers."""
+    try:
+        probs = json.loads(probs_json)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(probs, dict) or not probs:
+        return None
+    values = list(probs.values())
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        return None
+    return {str(k): float(v) for k, v in probs.items()}
+
+
 def compute_results(journal: Journal, run_id: str) -> RunResults:
     """Read a run back from the journal and compute its rates, intervals and every metric."""
     run = journal.get_run(run_id)
@@ -102,22 +170,26 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     totals: Counter[str] = Counter()
     invalid: dict[str, Counter[str]] = {}
     coverage: dict[str, float | None] = {}
-    costs: list[float] = []
+    costs = CostTotal()
     for row in journal.samples(run_id):
         key = row["condition"]
         totals[key] += 1
-        if row["cost"] is not None:
-            costs.append(row["cost"])
+        costs.add(row["cost"], row["meta_json"])
         if key not in data:
             continue
-        if not row["valid"]:
-            invalid.setdefault(key, Counter())[row["invalid_category"] or "unknown"] += 1
+        probs = _probs(row["probs_json"]) if exact and row["valid"] else None
+        answer = row["answer"]
+        if not row["valid"] or (probs is None if exact else not isinstance(answer, str)):
+            # Invalid, or marked valid without a readable answer (a journal written elsewhere).
+            category = row["invalid_category"]
+            invalid.setdefault(key, Counter())[str(category or "unknown")] += 1
         elif exact:
-            data[key].probs = json.loads(row["probs_json"])
+            data[key].probs = probs
             coverage[key] = row["coverage"]
         else:
-            data[key].answers.append(row["answer"])
-            data[key].texts.append(row["content"] or "")
+            data[key].answers.append(answer)
+            content = row["content"]
+            data[key].texts.append(content if isinstance(content, str) else "")
 
     analysis = analyse(experiment, list(data.values()))
     sequences = experiment.parser == "d-tokens" or experiment.followup is not None
@@ -146,8 +218,8 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         rows.append(result)
     return RunResults(
         run, experiment, rows, analysis.s, analysis.s_ci,
-        math.fsum(costs) if costs else None, analysis.metrics, analysis.lines,
-        [(c, data[c.key].answers, data[c.key].probs) for c in conditions],
+        costs.total, analysis.metrics, analysis.lines,
+        [(c, data[c.key].answers, data[c.key].probs) for c in conditions], costs.unusable,
     )  # fmt: skip
 
 

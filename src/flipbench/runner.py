@@ -8,11 +8,13 @@ reuses an index. Invalid replies are journaled and replaced, up to a cap on atte
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from flipbench.errors import ExactUnavailable, FlipbenchError
+from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
 from flipbench.parse import NO_LOGPROBS, InvalidCategory, parse_last_answer, parse_reply
 from flipbench.progress import Reporter
 from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
@@ -20,6 +22,14 @@ from flipbench.store import Journal, SampleRecord
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
 EXACT_MAX_ATTEMPTS = 3
+# The (condition, sample index) a worker task is working on, for the backend's on_send hook.
+_CALL: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("call", default=None)
+#: A chained trial whose second turn was never sent because the budget ran out.
+BUDGET_STOP = "budget_stop"
+# Message text longer than this is stored once, in the `content` column, not again inside the
+# stored response.
+_STORE_ONCE_CHARS = 1000
+_STORED_ELSEWHERE = "[flipbench: stored in the content column]"
 MAX_CONSECUTIVE_ERRORS = 20
 
 
@@ -82,10 +92,21 @@ class Runner:
             valid, total, next_index = counts.get(cond.key, (0, 0, 0))
             self.states.append(_State(cond, target, cap, valid, total, next_index))
         self._cond = asyncio.Condition()
+        if backend.prints_plan:  # a paid backend: each request is marked in flight as it leaves
+            backend.on_send = self._mark_sent
+        # Set when the budget is spent: no new request starts, those in flight finish and are
+        # journaled (they are paid), then the run stops with this error.
+        self._budget_stop: BudgetReached | None = None
         self._consecutive_errors = 0
         self.requests = 0
         self.invalid = 0
-        self.cost = 0.0
+        self.cost = journal.spent(run_id)
+
+    def _mark_sent(self) -> None:
+        """A crash from now on loses a paid reply; the journal says so (see Journal.spent)."""
+        call = _CALL.get()
+        if call is not None:
+            self.journal.begin_call(self.run_id, *call)
 
     def plan_counts(self) -> tuple[int, int]:
         """Calls still needed if every reply is valid, and the most the attempt caps allow."""
@@ -112,8 +133,12 @@ class Runner:
             raise errors.exceptions[0] from None
         finally:
             self.reporter.stop()
+        if self._budget_stop is not None:
+            raise self._budget_stop
 
     def _take(self) -> tuple[_State, int] | None:
+        if self._budget_stop is not None:
+            return None
         for state in self.states:
             if state.wants_more():
                 index = state.next_index
@@ -129,7 +154,11 @@ class Runner:
         while True:
             async with self._cond:
                 await self._cond.wait_for(
-                    lambda: any(s.wants_more() for s in self.states) or not self._busy()
+                    lambda: (
+                        self._budget_stop is not None
+                        or any(s.wants_more() for s in self.states)
+                        or not self._busy()
+                    )
                 )
                 job = self._take()
                 if job is None:
@@ -137,10 +166,13 @@ class Runner:
                     return
             state, index = job
             record: SampleRecord | None = None
+            _CALL.set((state.condition.key, index))
             try:
                 pending = await self._one(state.condition, index)
                 self.journal.record(self.run_id, pending)
                 record = pending
+            except BudgetReached as exc:  # nothing was sent for this index
+                self._budget_stop = self._budget_stop or exc
             finally:
                 # Counts change under the lock together with `inflight`, so no other worker
                 # can see a finished request as neither in flight nor counted.
@@ -150,6 +182,8 @@ class Runner:
                         state.total += 1
                         state.valid += int(record.valid)
                     self._cond.notify_all()
+            if record is None:
+                continue
             self.requests += 1
             self.invalid += int(not record.valid)
             self.cost += record.cost or 0.0
@@ -201,7 +235,14 @@ class Runner:
             {"role": "assistant", "content": first.content or ""},
             {"role": "user", "content": experiment.followup},
         )
-        second = self._parsed_record(condition, index, await self.backend.sample(turn2, sample))
+        try:
+            reply2 = await self.backend.sample(turn2, sample)
+        except BudgetReached as exc:  # the first turn was paid: journal it, then stop
+            self._budget_stop = self._budget_stop or exc
+            record.valid, record.answer = False, None
+            record.invalid_category = BUDGET_STOP
+            return record
+        second = self._parsed_record(condition, index, reply2)
         second.meta.update(turn=2, turn1={"request": first.request, "response": first.response})
         if second.valid:
             second.answer = f"{record.answer} {second.answer}"
@@ -259,12 +300,14 @@ def _base_record(condition: Condition, index: int, reply: Reply) -> SampleRecord
     meta = dict(reply.meta)
     if reply.error:
         meta["error"] = reply.error
+    if "reasoning" in meta and _message_field(reply.response, "reasoning") == meta["reasoning"]:
+        del meta["reasoning"]  # already in the stored response
     return SampleRecord(
         condition=condition.key,
         sample_index=index,
         status="ok" if reply.ok else "error",
         request=reply.request,
-        response=reply.response,
+        response=_stored_response(reply),
         valid=False,
         http_status=reply.http_status,
         content=reply.content,
@@ -274,3 +317,26 @@ def _base_record(condition: Condition, index: int, reply: Reply) -> SampleRecord
         meta=meta,
         latency_s=reply.latency_s,
     )
+
+
+def _message_field(response: Any, name: str) -> Any:
+    choices = response.get("choices") if isinstance(response, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    return message.get(name) if isinstance(message, dict) else None
+
+
+def _stored_response(reply: Reply) -> Any:
+    """The response as journaled: a long reply text is kept once, in the content column."""
+    content = reply.content
+    if content is None or len(content) <= _STORE_ONCE_CHARS:
+        return reply.response
+    if _message_field(reply.response, "content") != content:
+        return reply.response
+    response = dict(reply.response)
+    choices = list(response["choices"])
+    choice = dict(choices[0])
+    choice["message"] = {**choice["message"], "content": _STORED_ELSEWHERE}
+    choices[0] = choice
+    response["choices"] = choices
+    return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -111,6 +111,9 @@ class Backend(ABC):
 
     def __init__(self, model: str) -> None:
         self.model = model
+        # Called by a paid backend right before each request leaves, so the runner can mark it
+        # in flight in the journal (a crash after that point loses a paid reply).
+        self.on_send: Callable[[], None] | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Backend:
@@ -127,6 +130,9 @@ class Backend(ABC):
     async def exact_unavailable(self) -> str | None:
         """Why exact mode cannot run on this model (None: it can, as far as can be told)."""
         return None
+
+    def set_spent(self, usd: float) -> None:  # noqa: B027 - free backends have no budget
+        """The run's spend so far, from its journal; paid backends count their budget from it."""
 
     def retry_counts(self) -> dict[str, int]:
         """Retries made so far, by failure class (empty for backends that never retry)."""

@@ -9,12 +9,15 @@ concurrency (rate limit), retry with jittered backoff (transient), or stop the m
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+
+from flipbench.safety import scrub
+
+__all__ = ["Failure", "FailureKind", "classify", "parse_retry_after", "scrub"]
 
 
 class FailureKind(StrEnum):
@@ -33,13 +36,6 @@ class Failure:
 
 _TRANSIENT, _RATE, _FATAL = FailureKind.TRANSIENT, FailureKind.RATE_LIMIT, FailureKind.FATAL
 
-# Scrubbed even though servers should never echo credentials: messages end up in logs and reports.
-_KEY_VALUE = r"(?i)\b(authorization|x?-?api[_-]?key|token)([\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
-_SECRETS = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+"), r"\1 ***"),
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-***"),
-    (re.compile(_KEY_VALUE), r"\1\2***"),
-)
 _FATAL_REASONS = {401: "bad_key", 402: "no_credits", 403: "moderation", 404: "unknown_model"}
 _FATAL_TEXT = {
     401: "rejected the API key",
@@ -47,14 +43,6 @@ _FATAL_TEXT = {
     403: "refused the request (moderation or a key/guardrail budget)",
     404: "does not know this model or endpoint",
 }
-
-
-def scrub(text: str, limit: int = 300) -> str:
-    """One line, no credentials, at most `limit` characters."""
-    line = " ".join(text.split())
-    for pattern, repl in _SECRETS:
-        line = pattern.sub(repl, line)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

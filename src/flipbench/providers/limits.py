@@ -181,23 +181,49 @@ class Backoff:
 
 
 class Budget:
-    """Sum of usage.cost; reached when spent >= max_cost_usd (None = unlimited).
+    """What a run has spent against its cap (None = unlimited), in USD.
 
-    Compensated (Neumaier) summation, so ten calls of $0.10 reach a $1.00 budget exactly.
+    The spend belongs to the run, not to the process: it starts from what the journal already
+    holds (`already_spent`), so a resume continues the same budget. Compensated (Neumaier)
+    summation, so ten calls of $0.10 reach a $1.00 budget exactly.
+
+    A reported cost that cannot be used as is is counted conservatively: a negative one as 0,
+    an infinite, NaN or unreadable one as the largest cost per call seen so far (or the
+    caller's estimate of the call, whichever is larger), and each is counted in `flagged`.
     """
 
-    def __init__(self, max_cost_usd: float | None) -> None:
+    def __init__(self, max_cost_usd: float | None, already_spent: float = 0.0) -> None:
         if max_cost_usd is not None and max_cost_usd < 0:
             raise ValueError("max_cost_usd must not be negative")
         self.max_cost_usd = max_cost_usd
         self._sum = 0.0
         self._carry = 0.0
+        self.largest = 0.0
+        self.flagged = 0
+        self.add(already_spent if math.isfinite(already_spent) else math.inf)
+
+    def count(self, cost: float | None, flag: str | None = None, estimate: float = 0.0) -> float:
+        """Add one call's cost as the budget counts it, and return that amount."""
+        if flag in ("non_finite", "unreadable"):
+            self.flagged += 1
+            counted = max(self.largest, estimate)
+        elif flag == "negative":
+            self.flagged += 1
+            counted = 0.0
+        else:
+            counted = cost if cost is not None and math.isfinite(cost) and cost > 0 else 0.0
+            self.largest = max(self.largest, counted)
+        self.add(counted)
+        return counted
 
     def add(self, cost: float | None) -> None:
-        """Ignore missing, non-finite or negative costs rather than corrupt the total."""
-        if cost is None or not math.isfinite(cost) or cost < 0:
+        """Ignore missing, NaN or negative costs rather than corrupt the total; +inf saturates."""
+        if cost is None or math.isnan(cost) or cost < 0:
             return
         total = self._sum + cost
+        if not math.isfinite(total):
+            self._sum, self._carry = math.inf, 0.0
+            return
         if abs(self._sum) >= abs(cost):
             self._carry += (self._sum - total) + cost
         else:
@@ -206,7 +232,7 @@ class Budget:
 
     @property
     def spent(self) -> float:
-        return self._sum + self._carry
+        return self._sum + self._carry if math.isfinite(self._sum) else math.inf
 
     @property
     def reached(self) -> bool:

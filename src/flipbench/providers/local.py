@@ -106,7 +106,7 @@ class LocalBackend(Backend):
         slots = 1 if exact else concurrency
         self._server = await asyncio.to_thread(self._start_server, slots)
         self._base_url = str(self._server.listening_address).rstrip("/")
-        self._client = ChatClient(self._base_url + "/v1", max_connections=slots + 4)
+        self._client = ChatClient(self._base_url + "/v1", max_connections=slots + 4, trusted=True)
         await self._client.start()
         meta = await asyncio.to_thread(self._model_meta)
         self._n_vocab = int(meta.get("n_vocab") or 0) or None

@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from flipbench.errors import BackendFatalError, BudgetReached, FlipbenchError
 from flipbench.parse import NO_LOGPROBS
+from flipbench.plan import estimate_prompt_tokens
 from flipbench.providers.base import Backend, Message, Pricing, Reply, SampleSettings
 from flipbench.providers.failures import FailureKind
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
-from flipbench.providers.openai_compat import ChatClient, answer_logprobs, to_reply
+from flipbench.providers.openai_compat import (
+    ChatClient,
+    answer_logprobs,
+    first_choice,
+    reported_cost,
+    to_reply,
+)
+from flipbench.safety import clean_url, register_secret
 
 if TYPE_CHECKING:
     from flipbench.config import RunConfig
@@ -65,6 +75,11 @@ class OpenAICompatibleBackend(Backend):
         super().__init__(model)
         self.options = options or ApiOptions()
         self.base_url, self._key, self.remote_model = self._endpoint(model)
+        # The key and any password in the URL are masked wherever text is printed or stored,
+        # whatever their shape (a server may echo them back in an error body or a header).
+        register_secret(self._key)
+        register_secret(urlsplit(self.base_url).password)
+        register_secret(unquote(urlsplit(self.base_url).password or ""))
         # A 429 halves concurrency at most once per Retry-After (≥ 1 s), and the rate-limited
         # request itself waits at least Retry-After before its retry; other requests go on after
         # a short pause. A global pause of Retry-After on every 429 made a run with 10 % random
@@ -119,10 +134,16 @@ class OpenAICompatibleBackend(Backend):
     def retry_counts(self) -> dict[str, int]:
         return dict(self.retries)
 
+    @property
+    def service(self) -> str:
+        """How error lines name the other side."""
+        return f"the {self.model.split('/')[1]} server"
+
     async def start(self, *, concurrency: int, exact: bool) -> None:
         self._client = ChatClient(
             self.base_url, api_key=self._key, headers=dict(self.extra_headers),
             timeout_s=self.options.timeout_s, max_connections=max(concurrency, 8) + 8,
+            service=self.service,
         )  # fmt: skip
         await self._client.start()
 
@@ -132,7 +153,11 @@ class OpenAICompatibleBackend(Backend):
             self._client = None
 
     def versions(self) -> dict[str, Any]:
-        return {"model": self.model, "remote_model": self.remote_model, "base_url": self.base_url}
+        return {
+            "model": self.model,
+            "remote_model": self.remote_model,
+            "base_url": clean_url(self.base_url),
+        }
 
     async def catalogue_entry(self) -> dict[str, Any] | None:
         """This model's entry of `GET /models` (prices, supported parameters), read once."""
@@ -173,41 +198,101 @@ class OpenAICompatibleBackend(Backend):
         }
 
     async def call(self, body: dict[str, Any]) -> Reply:
-        """Send with retries; returns the final reply (ok or not) or raises on a fatal failure."""
+        """Send with retries; returns the final reply (ok or not) or raises on a fatal failure.
+
+        Failed attempts before the final reply are summarised in its `meta["attempts"]`, and any
+        cost they reported is added to its cost, so whatever was paid is journaled with it.
+        Once the budget is reached no new request starts; a call that already failed at least
+        once returns its last failure (journaled) instead of raising, so nothing is lost.
+        """
         assert self._client is not None, "backend not started"
         counts: Counter[str] = Counter()
+        attempts: list[dict[str, Any]] = []
+        paid = 0.0
         attempt = 0
+        last: Reply | None = None
         while True:
             if self._fatal is not None:
                 raise BackendFatalError(self._fatal)
-            if self.budget.reached:
-                raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
             async with self.limiter.slot():
-                if self._fatal is not None:  # decided while this call waited for its slot
+                # Both checked once the slot is ours: a call may wait long for it, and what was
+                # decided meanwhile (a fatal reply, the budget spent) must stop it from leaving.
+                if self._fatal is not None:
                     raise BackendFatalError(self._fatal)
+                if self.budget.reached:
+                    if last is not None:
+                        last.meta["stopped_by_budget"] = True
+                        return last
+                    raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
+                if self.on_send is not None:
+                    self.on_send()
                 exchange = await self._client.post(body)
             failure = exchange.failure()
             if failure is None:
                 self.limiter.on_success()
                 reply = to_reply(exchange, None)
-                self.budget.add(reply.cost)
+                paid += self._account(reply)
                 _flag_cache_hit(reply)
                 if counts:
                     reply.meta["retries"] = dict(counts)
+                    reply.meta["attempts"] = attempts
+                reply.cost = paid if paid or reply.cost is not None else None
                 return reply
             if failure.kind is FailureKind.FATAL:
                 self._fatal = f"{self.model}: {failure.message}"
                 raise BackendFatalError(self._fatal)
+            last = to_reply(exchange, failure)
+            paid += self._account(last)
+            attempts.append(
+                {"http_status": exchange.status, "failure": failure.reason,
+                 "error": failure.message, "latency_s": round(exchange.latency_s, 4)}
+            )  # fmt: skip
+            last.meta["retries"] = dict(counts)
+            last.meta["attempts"] = attempts
+            last.cost = paid or None
             if failure.kind is FailureKind.RATE_LIMIT:
                 self.limiter.on_rate_limit(failure.retry_after_s)
             counts[failure.kind.value] += 1
             self.retries[failure.kind.value] += 1
             attempt += 1
             if attempt > self.options.max_retries:
-                reply = to_reply(exchange, failure)
-                reply.meta["retries"] = dict(counts)
-                return reply
+                last.meta["retries"] = dict(counts)
+                return last
             await asyncio.sleep(self.backoff.delay(attempt, failure.retry_after_s))
+
+    def _account(self, reply: Reply) -> float:
+        """Count a reply's reported cost against the run's budget; returns the amount counted.
+
+        An unusable cost (flagged by `reported_cost`) is counted conservatively and the flag
+        and raw value stay with the reply.
+        """
+        usage = reply.response.get("usage") if isinstance(reply.response, dict) else None
+        cost, flag = reported_cost(usage)
+        if cost is None and flag is None:
+            return 0.0
+        if flag is not None:
+            reply.meta["cost_flag"] = flag
+            reply.meta["reported_cost"] = str(usage.get("cost") if isinstance(usage, dict) else "")
+        return self.budget.count(cost, flag, self._call_estimate(reply))
+
+    def _call_estimate(self, reply: Reply) -> float:
+        """Upper estimate of one call from catalogue prices (0 when they are unknown)."""
+        prices = (self._catalogue or {}).get("pricing") or {}
+        try:
+            prompt, completion = float(prices["prompt"]), float(prices["completion"])
+        except (KeyError, TypeError, ValueError):
+            return 0.0
+        tokens = estimate_prompt_tokens(reply.request.get("messages") or [])
+        estimate = prompt * tokens + completion * int(reply.request.get("max_tokens") or 0)
+        return estimate if math.isfinite(estimate) and estimate > 0 else 0.0
+
+    def set_spent(self, usd: float) -> None:
+        """The run's spend so far, summed from its journal (a resume continues the budget)."""
+        self.budget = Budget(self.options.max_cost_usd, usd)
+
+    @property
+    def spent(self) -> float:
+        return self.budget.spent
 
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
         body = self._body(messages, settings.temperature, settings.max_tokens)
@@ -220,9 +305,9 @@ class OpenAICompatibleBackend(Backend):
         body = self._body(messages, 0.0, 1)
         body.update(logprobs=True, top_logprobs=API_TOP_LOGPROBS)
         reply = await self.call(body)
-        if not reply.ok:
+        if not reply.ok or reply.invalid_category is not None:
             return reply
-        if not (reply.response.get("choices") or [{}])[0].get("logprobs"):
+        if not first_choice(reply.response).get("logprobs"):
             reply.invalid_category = NO_LOGPROBS  # journaled; the runner then stops exact mode
             return reply
         found, missing = answer_logprobs(reply.response, answers)
@@ -252,6 +337,10 @@ class OpenRouterBackend(OpenAICompatibleBackend):
 
     prefix: ClassVar[str] = "openrouter"
     extra_headers: ClassVar[dict[str, str]] = {"X-OpenRouter-Cache": "false"}
+
+    @property
+    def service(self) -> str:
+        return "OpenRouter"
 
     async def preflight(self) -> None:
         """A name missing from a readable catalogue is a typo: say so before any paid call."""

@@ -10,15 +10,45 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from string import Formatter
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from flipbench.config import MAX_D, MAX_N, MAX_TEMPERATURE, MAX_TOKENS
 from flipbench.errors import FlipbenchError
 
 Message = dict[str, str]
+
+
+def render_template(template: str, fields: Mapping[str, str]) -> str:
+    """Fill a prompt template's `{name}` fields, and nothing more.
+
+    Only bare names of the experiment's fields are allowed (`{{`/`}}` print a brace): no
+    attribute or index access (`{p.__class__}`), no positional `{}`, no conversion (`!r`) and
+    no format spec (`{p:>999999999}`), so a template (a user's, or one read back from a
+    journal) can neither reach into Python objects nor blow up in size.
+    """
+    names = ", ".join("{" + f + "}" for f in sorted(fields))
+    hint = f"use only {names}" if names else "this prompt takes no fields ({{ and }} print braces)"
+    parts = []
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError as exc:
+        raise FlipbenchError(f"prompt template is invalid ({exc}); {hint}") from None
+    for literal, name, spec, conversion in parsed:
+        parts.append(literal)
+        if name is None:
+            continue
+        if name not in fields or spec or conversion:
+            extra = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            shown = f"{{{name}{extra}}}"
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            raise FlipbenchError(f"prompt template field {shown} is not allowed; {hint}")
+        parts.append(fields[name])
+    return "".join(parts)
 
 
 def format_percent(value: Decimal) -> str:
@@ -151,7 +181,7 @@ class ResolvedExperiment(BaseModel):
         """The grid as conditions, in grid order."""
         result = []
         for spec in self.specs:
-            user = self.prompt.format(**self.params, **spec.fields)
+            user = render_template(self.prompt, {**self.params, **spec.fields})
             messages: list[Message] = []
             if self.system_prompt:
                 messages.append({"role": "system", "content": self.system_prompt})
@@ -222,32 +252,32 @@ class ExperimentDefinition(BaseModel):
             raise FlipbenchError("the grid has no p values")
         n = self.n if n is None else n
         if n <= 0:
-            raise FlipbenchError(f"N must be a positive number of samples, got {n}")
+            raise FlipbenchError(f"N must be a positive number of samples, got {_short(n)}")
+        if n > MAX_N:
+            raise FlipbenchError(f"N must be at most {MAX_N:,} samples, got {_short(n)}")
         temperature = self.temperature if temperature is None else temperature
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise FlipbenchError(f"temperature must be a finite number ≥ 0, got {temperature}")
-        if max_tokens is not None and max_tokens <= 0:
-            raise FlipbenchError(f"max_tokens must be positive, got {max_tokens}")
+        if not (math.isfinite(temperature) and 0 <= temperature <= MAX_TEMPERATURE):
+            raise FlipbenchError(
+                f"temperature must be a finite number in [0, {MAX_TEMPERATURE:g}],"
+                f" got {temperature}"
+            )
+        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
+            raise FlipbenchError(
+                f"max_tokens must be between 1 and {MAX_TOKENS:,}, got {_short(max_tokens)}"
+            )
         params = dict(self.params)
         if d is not None:
             if "D" not in params:
                 raise FlipbenchError(f"{self.name} has no D (tokens per reply) to set")
-            if not 1 <= d <= 1000:
-                raise FlipbenchError(f"D must be between 1 and 1000, got {d}")
+            if not 1 <= d <= MAX_D:
+                raise FlipbenchError(f"D must be between 1 and {MAX_D}, got {_short(d)}")
             params["D"] = str(d)
         resolved_d = int(params["D"]) if "D" in params else self.d
         if max_tokens is None and "D" in params:  # not overridden: room for D tokens
             max_tokens = max(self.max_tokens, 2 * resolved_d + 16)
         template = self.prompt if prompt is None else prompt
-        try:
-            for spec in ordered:
-                template.format(**params, **spec.fields)
-        except (KeyError, IndexError, ValueError) as exc:
-            fields = sorted({*params, *ordered[0].fields})
-            names = ", ".join("{" + f + "}" for f in fields)
-            raise FlipbenchError(
-                f"prompt template is invalid ({exc!s}); use only {names}"
-            ) from None
+        for spec in ordered:
+            render_template(template, {**params, **spec.fields})
         return ResolvedExperiment(
             name=self.name, version=self.version, kind=self.kind, prompt=template,
             system_prompt=self.system_prompt if system_prompt is None else (system_prompt or None),
@@ -255,3 +285,9 @@ class ExperimentDefinition(BaseModel):
             n=n, answers=self.answers, first=self.first, parser=self.parser, exact=self.exact,
             temperature=temperature, max_tokens=max_tokens or self.max_tokens,
         )  # fmt: skip
+
+
+def _short(number: int) -> str:
+    """An integer for an error line: a 400-digit one is not printed whole."""
+    text = str(number)
+    return text if len(text) <= 24 else f"{text[:12]}…({len(text)} digits)"

@@ -6,6 +6,12 @@ Retry-After, HTTP-200 error bodies, 5xx, hangs, malformed JSON, empty reasoning-
 cache hits, in-flight 402, fatal 4xx) with per-request probabilities drawn from a seeded RNG, so
 a run is reproducible when requests are sent sequentially.
 
+It can also play a hostile server: ``hostile`` replaces every otherwise-successful reply with one
+of ``HOSTILE_SHAPES`` (malformed shapes, absurd costs, injection payloads, huge or deep bodies),
+and ``echo_secrets`` makes every error reply echo the caller's Authorization header and request
+headers in its body and response headers. ``billed_usd`` sums the cost of every reply sent, so a
+client's journal can be checked against what it was charged.
+
 Use it in-process (``await FaultServer(cfg).start()`` or ``running_in_thread(cfg)``) or as a
 separate process: ``python -m flipbench.testing.fault_server --port 0 --latency-s 0.05``.
 """
@@ -14,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
 import dataclasses
+import decimal
 import itertools
 import json
 import math
@@ -44,7 +53,60 @@ FAULT_KINDS = (
     "empty_length",
     "cache_hit",
     "in_flight_402",
+    "server_error_text",
 )
+#: Hostile reply shapes, in the order ``hostile="all"`` cycles through them.
+HOSTILE_SHAPES = (
+    "content_parts",
+    "content_int",
+    "content_null",
+    "message_string",
+    "message_missing",
+    "choices_null",
+    "choices_object",
+    "usage_list",
+    "cost_string",
+    "cost_inf",
+    "cost_nan",
+    "cost_negative",
+    "cost_huge",
+    "deep_json",
+    "surrogate",
+    "huge",
+    "ansi",
+    "error_ansi",
+    "content_formula",
+    "content_markup",
+    "not_json",
+    "json_array",
+    "empty_body",
+)
+DEEP_JSON_DEPTH = 200_000  # nesting depth of the ``deep_json`` shape's "x" member
+EVIL_URL = "http://evil.example"
+#: ``error_ansi``'s message: a CSV formula, terminal escapes (clear, OSC 8 link), rich markup.
+ERROR_ANSI_MESSAGE = (
+    f'=HYPERLINK("{EVIL_URL}","x") Upstream error \x1b[2J'
+    f"\x1b]8;;{EVIL_URL}\x07click\x1b]8;;\x07 [/bold] [link={EVIL_URL}]x[/link]"
+)
+_LITERAL_CONTENT = {
+    "content_int": 1,
+    "ansi": "\x1b[31m1\x1b[0m",
+    "content_formula": f'=HYPERLINK("{EVIL_URL}","1")',
+    "content_markup": f"[/bold] 1 [link={EVIL_URL}]x[/link]",
+}
+_ODD_COST: dict[str, Any] = {
+    "cost_inf": math.inf,  # json.dumps writes the bare tokens Infinity and NaN
+    "cost_nan": math.nan,
+    "cost_negative": -4000,
+    "cost_huge": 1e308,
+}
+_RAW_BODIES = {
+    "not_json": ("<html>oops</html>", "text/html"),
+    "json_array": ("[1, 2]", "application/json"),
+    "empty_body": ("", "application/json"),
+}
+#: Where a reply carries the ``usage.cost`` it was sent with (None: no readable usage).
+_COST_KEY = web.ResponseKey("fault_server.cost", object)
 _ECHO_RE = re.compile(r'returns "1" (\d+(?:\.\d+)?)% of the time')
 _ZERO_PROB_LOGPROB = -9999.0  # what OpenAI-style servers report for a zero-probability token
 _DEFAULT_MODELS: list[dict[str, Any]] = [
@@ -100,6 +162,10 @@ class FaultConfig:
     cost_per_call: float = 0.00001
     record_bodies: bool = False
     logprobs: bool = True  # False: like providers that return null logprobs without an error
+    server_error_text: float = 0.0  # a 500 whose body is plain text, not JSON
+    hostile: str | None = None  # a HOSTILE_SHAPES name, "all", or a comma-separated list
+    huge_bytes: int = 10_000_000  # filler after the answer in the "huge" shape
+    echo_secrets: bool = False  # error replies echo the Authorization header and all headers
 
 
 def _error(
@@ -151,6 +217,10 @@ class FaultServer:
             raise ValueError(f"fatal must be one of {FATAL_MODES} or None")
         if not 500 <= config.server_error_status <= 599:
             raise ValueError("server_error_status must be a 5xx status")
+        if config.huge_bytes < 0:
+            raise ValueError("huge_bytes must be >= 0")
+        self._shapes = _hostile_shapes(config.hostile)
+        self._shape_index = 0
         self.config = config
         self.port = port
         self.base_url = ""
@@ -161,6 +231,8 @@ class FaultServer:
         self._counts: Counter[str] = Counter()
         self._bodies: list[dict[str, Any]] = []
         self._headers: list[dict[str, str]] = []
+        self._billed: list[float] = []
+        self._undelivered: list[float] = []
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Future[None] | None = None
 
@@ -195,6 +267,30 @@ class FaultServer:
             return dict(self._counts)
 
     @property
+    def billed_usd(self) -> float:
+        """Sum of the finite, non-negative ``usage.cost`` of every reply sent (inf on overflow).
+
+        A reply is billed when the server sends it, as OpenRouter bills a finished generation
+        whether or not the client still listens; ``undelivered_usd`` is the part of it whose
+        connection was already closed (the client cancelled, timed out or was killed).
+        ``counts["billed"]`` and ``counts["billed_undelivered"]`` count those replies.
+        """
+        return _total(self.billed_costs)
+
+    @property
+    def billed_costs(self) -> list[float]:
+        """The cost of each billed reply, in the order they were sent."""
+        with self._lock:
+            return list(self._billed)
+
+    @property
+    def undelivered_usd(self) -> float:
+        """The billed cost of replies sent to a connection that was already closed."""
+        with self._lock:
+            costs = list(self._undelivered)
+        return _total(costs)
+
+    @property
     def bodies(self) -> list[dict[str, Any]]:
         """Request bodies received (only with ``record_bodies=True``)."""
         with self._lock:
@@ -221,6 +317,11 @@ class FaultServer:
         return _json({"data": self.models})
 
     async def _chat(self, request: web.Request) -> web.Response:
+        response = await self._answer(request)
+        self._bill(request, response)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         cfg = self.config
         raw = await request.read()
         try:
@@ -238,45 +339,100 @@ class FaultServer:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer "):
                 self._count("unauthorized")
-                return _error(401, 401, "No auth credentials found")
+                return self._error(request, 401, 401, "No auth credentials found")
             if auth[len("Bearer ") :] != cfg.api_key:
                 self._count("unauthorized")
-                return _error(401, 401, "User not found.")
+                return self._error(request, 401, 401, "User not found.")
         if body is None:
             self._count("bad_request")
-            return _error(400, 400, "Invalid request", {"reason": "body is not a JSON object"})
+            meta = {"reason": "body is not a JSON object"}
+            return self._error(request, 400, 400, "Invalid request", meta)
         model = str(body.get("model") or "fault/model")
         if cfg.fatal is not None:
             self._count(f"fatal_{cfg.fatal}")
             status, message = _FATAL[cfg.fatal]
-            return _error(status, status, message.format(model=model), {})
+            return self._error(request, status, status, message.format(model=model), {})
         # Draw exactly two numbers per request so outcome sequences stay aligned for a seed.
         u_fault, u_answer = self._rng.random(), self._rng.random()
         kind = next((k for k, edge in self._bands if u_fault < edge), "ok")
         self._count(kind)
         if await self._sleep(cfg.latency_s):
-            return _error(503, 503, "Fault server shutting down")
-        return await self._reply(kind, body, model, u_answer)
+            return self._error(request, 503, 503, "Fault server shutting down")
+        return await self._reply(request, kind, body, model, u_answer)
+
+    def _error(
+        self,
+        request: web.Request,
+        status: int,
+        code: int,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        """OpenRouter's error envelope, echoing the caller's secrets with ``echo_secrets``."""
+        if self.config.echo_secrets:
+            echo = _Echo(request)
+            message = f"{message} (received {echo.summary})"
+            metadata = {**(metadata or {}), **echo.metadata}
+            headers = {**(headers or {}), **echo.headers}
+        return _error(status, code, message, metadata, headers)
+
+    def _bill(self, request: web.Request, response: web.Response) -> None:
+        cost = _billable(response.get(_COST_KEY))
+        if cost is None:
+            return
+        transport = request.transport
+        delivered = transport is not None and not transport.is_closing()
+        with self._lock:
+            self._counts["billed"] += 1
+            self._billed.append(cost)
+            if not delivered:
+                self._counts["billed_undelivered"] += 1
+                self._undelivered.append(cost)
+
+    def _next_shape(self) -> str:
+        """The next hostile shape, cycling in order; only called at the reply stage."""
+        shape = self._shapes[self._shape_index % len(self._shapes)]
+        self._shape_index += 1
+        self._count(f"hostile_{shape}")
+        return shape
 
     async def _reply(
-        self, kind: str, body: dict[str, Any], model: str, u_answer: float
+        self, request: web.Request, kind: str, body: dict[str, Any], model: str, u_answer: float
     ) -> web.Response:
         cfg = self.config
         retry = {"Retry-After": f"{cfg.retry_after_s:g}"}
         if kind == "rate_limit":
-            return _error(429, 429, "Rate limit exceeded", {}, retry)
+            return self._error(request, 429, 429, "Rate limit exceeded", {}, retry)
         if kind == "in_flight_402":
             meta = {"limit_source": "in_flight", "reason": "in_flight_budget_exhausted"}
-            return _error(402, 402, "In-flight budget exhausted", meta, retry)
+            return self._error(request, 402, 402, "In-flight budget exhausted", meta, retry)
         if kind == "error_200":
-            return _error(200, 502, "Upstream provider error")
+            return self._error(request, 200, 502, "Upstream provider error")
         if kind == "server_error":
             status = cfg.server_error_status
-            return _error(status, status, _SERVER_ERROR_MESSAGES.get(status, "Server error"))
+            message = _SERVER_ERROR_MESSAGES.get(status, "Server error")
+            return self._error(request, status, status, message)
+        if kind == "server_error_text":
+            text = "500 Internal Server Error\n\nThe upstream server failed to answer.\n"
+            echo_headers = None
+            if cfg.echo_secrets:
+                echo = _Echo(request)
+                text += f"\nRequest was:\n{echo.raw}\n"
+                echo_headers = echo.headers
+            return web.Response(
+                text=text, status=500, content_type="text/plain", headers=echo_headers
+            )
         if kind == "malformed":
             return web.Response(text='{"choices": [', content_type="application/json")
         if kind == "hang" and await self._sleep(cfg.hang_s):
-            return _error(503, 503, "Fault server shutting down")
+            return self._error(request, 503, 503, "Fault server shutting down")
+        shape = self._next_shape() if self._shapes and kind in ("ok", "hang") else None
+        if shape == "error_ansi":
+            return self._error(request, 200, 502, ERROR_ANSI_MESSAGE)
+        if shape in _RAW_BODIES:
+            text, content_type = _RAW_BODIES[shape]
+            return web.Response(text=text, content_type=content_type)
         p1 = cfg.p_one
         if cfg.echo_p and (m := _ECHO_RE.search(_prompt_text(body))):
             p1 = min(1.0, max(0.0, float(m.group(1)) / 100.0))
@@ -292,8 +448,10 @@ class FaultServer:
         usage = _usage(40, 1, cfg.cost_per_call)
         if kind == "no_choices":
             reply.update(choices=[], usage=_usage(40, 0, 0.0))
-            return _json(reply, headers=headers)
+            return _costed(_json(reply, headers=headers), 0.0)
         answer, finish, reasoning = ("1" if u_answer < p1 else "0"), "stop", None
+        if shape in _LITERAL_CONTENT:
+            answer = "1"  # the literal contents all read as "1"; logprobs match it
         if kind == "empty_length":
             max_tokens = body.get("max_tokens")
             spent = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 16
@@ -311,7 +469,158 @@ class FaultServer:
         if body.get("logprobs") is True and cfg.logprobs:
             choice["logprobs"] = _logprobs(answer, p1, body.get("top_logprobs"))
         reply.update(choices=[choice], usage=usage)
-        return _json(reply, headers=headers)
+        if shape is None:
+            return _costed(_json(reply, headers=headers), usage["cost"])
+        return _hostile(shape, reply, answer, cfg.huge_bytes, headers)
+
+
+def _hostile(
+    shape: str, reply: dict[str, Any], answer: str, huge_bytes: int, headers: dict[str, str]
+) -> web.Response:
+    """Bend a well-formed success ``reply`` into ``shape``; the response carries its cost."""
+    (choice,) = reply["choices"]
+    message = choice["message"]
+    usage = reply["usage"]
+    deep = ""
+    if shape == "content_parts":
+        message["content"] = [{"type": "text", "text": answer}]
+    elif shape == "content_null":
+        message["content"] = None
+    elif shape in _LITERAL_CONTENT:
+        message["content"] = _LITERAL_CONTENT[shape]
+    elif shape == "message_string":
+        choice["message"] = answer
+    elif shape == "message_missing":
+        del choice["message"]
+    elif shape == "choices_null":
+        reply["choices"] = [None]
+    elif shape == "choices_object":
+        reply["choices"] = {"0": choice}
+    elif shape == "usage_list":
+        reply["usage"] = [1, 2, 3]
+    elif shape == "cost_string":
+        usage["cost"] = _plain_decimal(usage["cost"])
+    elif shape in _ODD_COST:
+        usage["cost"] = _ODD_COST[shape]
+    elif shape == "surrogate":
+        message["content"] = f"{answer} \ud800"  # json.dumps writes the escape \ud800
+    elif shape == "huge":
+        filler = "lorem ipsum dolor sit amet " * (huge_bytes // 27 + 1)
+        message["content"] = f"{answer} {filler[: max(0, huge_bytes - 1)]}"
+    elif shape == "deep_json":
+        deep = f"deep-{uuid.uuid4().hex}"
+        message["x"] = deep
+    else:  # pragma: no cover - every shape is handled above or before the reply is built
+        raise AssertionError(shape)
+    text = json.dumps(reply)
+    if deep:  # json.dumps would recurse 200,000 deep: splice the nesting in as text
+        text = text.replace(json.dumps(deep), "[" * DEEP_JSON_DEPTH + "]" * DEEP_JSON_DEPTH, 1)
+    response = web.Response(text=text, headers=headers, content_type="application/json")
+    return _costed(response, reply["usage"]["cost"] if isinstance(reply["usage"], dict) else None)
+
+
+def _costed(response: web.Response, cost: Any) -> web.Response:
+    response[_COST_KEY] = cost
+    return response
+
+
+def _billable(cost: Any) -> float | None:
+    """The billed amount of a ``usage.cost`` as sent: finite and non-negative, else None."""
+    if isinstance(cost, bool):
+        return None
+    if isinstance(cost, str):  # the server charged it, however it chose to spell it
+        try:
+            cost = float(cost)
+        except ValueError:
+            return None
+    if not isinstance(cost, int | float):
+        return None
+    value = float(cost)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _total(costs: list[float]) -> float:
+    try:
+        return math.fsum(costs)
+    except OverflowError:
+        return math.inf
+
+
+def _plain_decimal(x: float) -> str:
+    """``0.00001`` rather than ``1e-05``, as a provider that sends costs as strings writes it."""
+    text = format(decimal.Decimal(repr(x)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _hostile_shapes(spec: str | None) -> tuple[str, ...]:
+    if spec is None:
+        return ()
+    if spec.strip() == "all":
+        return HOSTILE_SHAPES
+    shapes = tuple(s.strip() for s in spec.split(",") if s.strip())
+    unknown = [s for s in shapes if s not in HOSTILE_SHAPES]
+    if unknown or not shapes:
+        raise ValueError(
+            f"hostile must be 'all' or a comma-separated list of {', '.join(HOSTILE_SHAPES)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    return shapes
+
+
+def _header_value(value: str) -> str | None:
+    """``value`` if it can go out as a header value unchanged, else None."""
+    if any(c in value for c in "\r\n\x00"):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+class _Echo:
+    """What a careless server echoes of a request: its Authorization header and all headers."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.authorization = request.headers.get("Authorization", "")
+        scheme, _, credential = self.authorization.partition(" ")
+        self.secret = credential or self.authorization
+        self.basic: str | None = None
+        if scheme.lower() == "basic" and credential:
+            with contextlib.suppress(binascii.Error, ValueError):
+                self.basic = base64.b64decode(credential, validate=True).decode("utf-8", "replace")
+        version = f"HTTP/{request.version.major}.{request.version.minor}"
+        lines = [f"{request.method} {request.path_qs} {version}"]
+        lines += [f"{name}: {value}" for name, value in request.headers.items()]
+        self.raw = "\r\n".join(lines)
+        self.request_headers = dict(request.headers)
+
+    @property
+    def summary(self) -> str:
+        basic = f"; basic credentials {self.basic}" if self.basic is not None else ""
+        headers = "; ".join(f"{k}: {v}" for k, v in self.request_headers.items())
+        return f"Authorization: {self.authorization}{basic}; headers: {headers}"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "provider_name": "FaultyProvider",
+            "authorization": self.authorization,
+            "headers": self.request_headers,
+            "raw": self.raw,
+        }
+        if self.basic is not None:
+            meta["basic"] = self.basic
+        return meta
+
+    @property
+    def headers(self) -> dict[str, str]:
+        out = {"X-Request-Id": f"req-{uuid.uuid4().hex}"}
+        if (auth := _header_value(self.authorization)) is not None:
+            out["X-Echo-Authorization"] = auth
+        if self.secret and (secret := _header_value(self.basic or self.secret)) is not None:
+            out["X-Request-Id"] = secret
+        return out
 
 
 def _usage(prompt: int, completion: int, cost: float, reasoning_tokens: int = 0) -> dict[str, Any]:
@@ -378,7 +687,9 @@ def _parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         elif f.default is None:
             choices = FATAL_MODES if f.name == "fatal" else None
-            parser.add_argument(flag, type=str, default=None, choices=choices)
+            shapes = f"'all', or a comma-separated list of: {', '.join(HOSTILE_SHAPES)}"
+            help_ = shapes if f.name == "hostile" else None
+            parser.add_argument(flag, type=str, default=None, choices=choices, help=help_)
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default)
     return parser

@@ -126,3 +126,32 @@ def test_counts_stay_whole_numbers_whatever_n() -> None:
     first = {c.key: [c.answers[0]] * 7 + [c.answers[1]] * 93 for c in words.conditions()}
     bias = analyse(words, _data("word-bias", first)).metrics["bias"]
     assert bias["avg_pos_bias"]["value"] == pytest.approx(0.43)
+
+
+@pytest.mark.parametrize(
+    ("answers", "dropped"),
+    [([], 0), (["inf", "-inf", "nan"], 3), (["1e400"], 1), (["not a number"], 1)],
+)
+def test_gaussian_before_its_first_finite_answer_has_nothing_to_fit(
+    answers: list[str], dropped: int
+) -> None:
+    """A Gaussian run with no valid answer yet, or only non-finite ones: no ValueError."""
+    exp = get_experiment("gaussian").resolve()
+    result = analyse(exp, _data("gaussian", {"normal": answers}))
+    assert result.metrics["gaussian"] == {"n": 0, "n_dropped": dropped}
+    assert result.lines == ["no numbers to fit"]
+    assert math.isnan(result.s)
+
+
+def test_gaussian_counts_non_finite_answers_as_dropped() -> None:
+    exp = get_experiment("gaussian").resolve()
+    fit = analyse(exp, _data("gaussian", {"normal": ["95", "inf", "105"]})).metrics["gaussian"]
+    assert fit["n"] == 2 and fit["n_dropped"] == 1
+
+
+def test_malformed_sequence_answers_are_left_out() -> None:
+    """Only a journal written by something else holds them; they must not break `show`."""
+    exp = get_experiment("d-flips").resolve()
+    answers = {c.key: ["1 0", "1 0 1", "x y", "1 1"] for c in exp.conditions()}
+    result = analyse(exp, _data("d-flips", answers))
+    assert math.isfinite(result.s)

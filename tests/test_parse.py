@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from flipbench.parse import InvalidCategory, ParsedAnswer, answer_regex, parse_answer
+from flipbench.parse import InvalidCategory, ParsedAnswer, answer_regex, parse_answer, unwrap
 
 BINARY = ("0", "1")
 TERNARY = ("0", "1", "2")
@@ -284,3 +286,111 @@ def test_parse_reply_dispatches_and_refuses_unknown_parsers() -> None:
     assert parse_reply("sun", WORDS, "whole-token").answer == "sun"
     with pytest.raises(ValueError, match="unknown parser"):
         parse_reply("1", BITS, "regex")
+
+
+# --- markdown and LaTeX wrappers ------------------------------------------------------------
+
+WRAPPERS = ("**{}**", "*{}*", "__{}__", "_{}_", "`{}`", "``{}``", "$${}$$", "${}$", "**_{}_**",
+            "`${}$`", "_**{}**_")  # fmt: skip
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize(
+    "template", ["{}", "{}.", "Answer: {}", "The flip is {}!", "Result:\n\n{}\n", "({})"]
+)
+def test_wrapped_answers_parse_like_bare_ones(wrapper: str, template: str) -> None:
+    content = template.format(wrapper.format("1"))
+    assert parse_answer(content, BINARY).answer == "1", content
+    assert parse_answer(template.format(wrapper.format("moon")), WORDS).answer == "moon"
+    assert parse_last_answer(f"A or B? I choose {wrapper.format('B')}", ("A", "B")).answer == "B"
+    assert parse_number(template.format(wrapper.format("103"))).answer == "103"
+    assert parse_tokens(wrapper.format("1") + " " + wrapper.format("0"), BITS, 2).answer == "1 0"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("$1", U),  # a price, not an answer (chosen: a lone $ before a digit stays currency)
+        ("costs $1 or $0", U),
+        ("snake_1_case", U),  # underscores inside a word are not emphasis
+        ("x_1_", U),
+        ("_1_0", U),  # the closing _ is glued to a digit
+        ("$1$2", U),
+        ("__1_", U),  # unbalanced delimiters
+        ("_ 1_ or _0 _", U),  # a space inside the delimiters: no emphasis, "1_" stays glued
+        ("$p = 0.3$, so $1$", "1"),  # the math span holds no whole-token answer
+        ("_0_ or _1_", A),
+        ("\\_1\\_", "1"),  # markdown-escaped underscores
+    ],
+)  # fmt: skip
+def test_wrappers_do_not_invent_answers(content: str, expected: str | InvalidCategory) -> None:
+    parsed = parse_answer(content, BINARY)
+    assert (parsed.category if isinstance(expected, InvalidCategory) else parsed.answer) == expected
+
+
+def test_unwrap_leaves_text_without_underscore_or_dollar_untouched() -> None:
+    assert unwrap("**1** and `0`") == "**1** and `0`"
+    assert unwrap("_1_ $0$ __x__") == " 1   0   x "
+
+
+# --- properties over untrusted replies --------------------------------------------------------
+
+ANSWER_SPACES = (BINARY, TERNARY, WORDS, HEADS_TAILS, ("Luxury", "Affordable"), ("A", "B"))
+reply_text = st.lists(
+    st.one_of(
+        st.characters(codec=None),  # any code point, lone surrogates included
+        st.sampled_from(list("01AB_$*`-+.,/%\n ")),
+        st.sampled_from(["sun", "moon", "Heads", "Tails", "**", "__", "$$", "0.5", "1/2"]),
+    ),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    reply_text,
+    st.sampled_from(ANSWER_SPACES),
+    st.sampled_from([None, "stop", "length"]),
+    st.integers(min_value=1, max_value=5),
+)
+def test_no_reply_makes_a_parser_raise(
+    content: str, answers: tuple[str, ...], finish: str | None, d: int
+) -> None:
+    for parser in ("whole-token", "d-tokens", "number", "last-option"):
+        parsed = parse_reply(content, answers, parser, d=d, finish_reason=finish)
+        assert parsed.valid == (parsed.answer is not None)
+        if parsed.valid and parser in ("whole-token", "last-option"):
+            assert parsed.answer in answers
+        if parsed.valid and parser == "d-tokens":
+            assert parsed.answer is not None
+            tokens = parsed.answer.split(" ")
+            assert len(tokens) == d and set(tokens) <= set(answers)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(ANSWER_SPACES).flatmap(lambda space: st.tuples(st.just(space),
+                                                                  st.sampled_from(space))),
+    st.sampled_from(WRAPPERS),
+    st.sampled_from(["{}", "{}.", "Answer: {}", "I flip: {}\n", "> {}", "Final answer - {}"]),
+)  # fmt: skip
+def test_any_wrapper_around_any_answer_reads_as_that_answer(
+    space_answer: tuple[tuple[str, ...], str], wrapper: str, template: str
+) -> None:
+    answers, answer = space_answer
+    content = template.format(wrapper.format(answer))
+    assert parse_answer(content, answers).answer == answer
+    assert parse_last_answer(content, answers).answer == answer
+
+
+@settings(max_examples=300, deadline=None)
+@given(reply_text, st.sampled_from(WRAPPERS))
+def test_wrapping_a_reply_never_turns_an_invalid_one_into_another_answer(
+    content: str, wrapper: str
+) -> None:
+    """Wrapping the whole reply changes nothing about which answers it names: a valid reply
+    stays that answer or becomes ambiguous/unparseable, never a different answer."""
+    bare = parse_answer(content, BINARY)
+    wrapped = parse_answer(wrapper.format(content), BINARY)
+    if bare.valid and wrapped.valid:
+        assert wrapped.answer == bare.answer

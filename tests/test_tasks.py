@@ -166,3 +166,82 @@ def test_battery_overrides_are_validated(
 ) -> None:
     with pytest.raises(FlipbenchError, match=re.escape(message)):
         get_experiment(name).resolve(**kwargs)  # type: ignore[arg-type]
+
+
+# --- bounds and prompt templates ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": 10**18}, "N must be at most 1,000,000"),
+        ({"n": 10**400}, "N must be at most 1,000,000 samples, got 100000000000…(401 digits)"),
+        ({"n": -(10**400)}, "N must be a positive number"),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"temperature": 1e9}, "temperature must be a finite number in [0, 100]"),
+        ({"max_tokens": 10**400}, "max_tokens must be between 1 and 1,000,000"),
+    ],
+)
+def test_integers_and_floats_are_bounded(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(FlipbenchError, match=re.escape(message)):
+        get_experiment("single-flip").resolve(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(FlipbenchError, match="D must be between 1 and 1000"):
+        get_experiment("d-flips").resolve(d=10**400)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{p.__class__.__mro__}",  # attribute access
+        "{p.__init__.__globals__}",
+        "{p[0]}",  # index access
+        "{}",  # positional
+        "{0}",
+        "{p!r}",  # conversion
+        "{p:>999999999}",  # format spec (a memory bomb)
+        "{p:{q}}",  # nested field in a spec
+        "{x}",  # unknown name
+        "{P}",  # names are case-sensitive
+        "flip {p",  # unbalanced
+        "flip p}",
+    ],
+)
+def test_prompt_templates_accept_only_the_documented_fields(template: str) -> None:
+    with pytest.raises(FlipbenchError, match=re.escape("use only {p}, {q}")):
+        get_experiment("single-flip").resolve(prompt=template)
+
+
+@pytest.mark.parametrize(
+    ("name", "template", "fields"),
+    [
+        ("single-flip", "{p} then {q}", "{p}, {q}"),
+        ("d-flips", "{D} flips at {p}/{q}", "{D}, {p}, {q}"),
+        ("ternary", "{q} and {r}", "{q}, {r}"),
+        ("word-bias", "{w1} {p} {w2} {q}", "{p}, {q}, {w1}, {w2}"),
+        ("bioinformatics", "{a} vs {b}", "{a}, {b}"),
+        ("matching-pennies", "{hh} {tt} {ht} {th}", "{hh}, {ht}, {th}, {tt}"),
+        ("business", "{luxury_win} {affordable_win}", "{affordable_win}, {luxury_win}"),
+    ],
+)
+def test_each_experiment_takes_its_own_fields(name: str, template: str, fields: str) -> None:
+    resolved = get_experiment(name).resolve(prompt=template)
+    assert "{" not in resolved.conditions()[0].messages[-1]["content"]
+    with pytest.raises(FlipbenchError, match=re.escape(f"use only {fields}")):
+        get_experiment(name).resolve(prompt=template + " {nope}")
+
+
+def test_literal_braces_and_the_field_free_gaussian_prompt() -> None:
+    resolved = get_experiment("single-flip").resolve(prompt='{{"p": {p}}}')
+    assert resolved.conditions()[0].messages[-1]["content"] == '{"p": 0}'
+    assert get_experiment("gaussian").resolve(prompt="N(100, 15) {{x}}").conditions()
+    with pytest.raises(FlipbenchError, match="takes no fields"):
+        get_experiment("gaussian").resolve(prompt="draw {p}")
+
+
+def test_a_stored_template_is_checked_again_when_its_prompts_are_rebuilt() -> None:
+    """A journal holding a hostile template (written by something else) cannot reach into
+    Python objects when `show` rebuilds its conditions."""
+    resolved = get_experiment("single-flip").resolve()
+    hostile = resolved.model_copy(update={"prompt": "{p.__class__.__mro__}"})
+    with pytest.raises(FlipbenchError, match="not allowed"):
+        hostile.conditions()

@@ -41,6 +41,11 @@ DbOption = Annotated[
 ]
 
 
+ERROR_LINE_CHARS = 2000  # an error line is cut here (a server's message can be any length)
+#: Options whose flag is not the field name with dashes (RunConfig field -> CLI flag).
+_FLAGS = {"timeout_s": "--timeout", "p_values": "--p", "model_options": "-M"}
+
+
 def plain(value: object) -> Text:
     """Stored or received text for the terminal: printed literally (no markup), with control
     characters and escape sequences made visible and credentials masked."""
@@ -50,11 +55,6 @@ def plain(value: object) -> Text:
 def _fail(message: str) -> typer.Exit:
     print(f"error: {scrub(message, ERROR_LINE_CHARS)}", file=sys.stderr)
     return typer.Exit(code=2)
-
-
-ERROR_LINE_CHARS = 2000
-#: Options whose flag is not the field name with dashes (RunConfig field -> CLI flag).
-_FLAGS = {"timeout_s": "--timeout", "p_values": "--p", "model_options": "-M"}
 
 
 def _validation_line(exc: ValidationError) -> str:
@@ -170,19 +170,23 @@ CSV_FIELDS = ["condition", "p", "rate", "ci_low", "ci_high", "n_valid", "n_total
 
 
 def cost_line(results: RunResults) -> str | None:
-    """What the run's replies cost; a lower bound, said so, when some reported an unusable cost
-    (negative: counted as 0; infinite, NaN, unreadable or above $1M: not counted)."""
+    """What the run's replies cost. Replies that reported an unusable cost (negative, infinite,
+    NaN, unreadable, above $1M) are said so; when some of them could not be counted at all, the
+    total is a lower bound and shows as `≥ $…`. Never a negative amount."""
     if results.cost_usd is None and not results.cost_unusable:
         return None
-    total = f"${results.cost_usd or 0.0:,.4f}"
-    requests = f"over {results.n_requests:,} requests"
-    if not results.cost_unusable:
-        return f"cost: {total} {requests}"
-    k = results.cost_unusable
-    return (
-        f"cost: ≥ {total} {requests} ({k:,} repl{'y' if k == 1 else 'ies'} reported an unusable"
-        f" cost — negative, infinite, NaN or above ${MAX_REPLY_COST:,.0f} — not counted)"
+    k, uncounted = results.cost_unusable, results.cost_uncounted
+    line = f"cost: {'≥ ' if uncounted else ''}${max(results.cost_usd or 0.0, 0.0):,.4f}"
+    line += f" over {results.n_requests:,} requests"
+    if not k:
+        return line
+    line += (
+        f" ({k:,} repl{'y' if k == 1 else 'ies'} reported an unusable cost: negative, infinite,"
+        f" NaN, unreadable or above ${MAX_REPLY_COST:,.0f};"
     )
+    if uncounted:
+        return line + f" {uncounted:,} of them not counted)"
+    return line + " counted as $0 or as estimated)"
 
 
 def _model_options(pairs: list[str]) -> dict[str, Any]:

@@ -100,8 +100,8 @@ def bench(
 ) -> None:
     """Run the 100-point benchmark (five parts, seven runs) and print its score."""
     with user_errors(env_file):
-        base = RunConfig(
-            max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
+        base = RunConfig(  # validates every bound (n too) before anything runs
+            n=n, max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
             model_options=_model_options(model_option or []),
         )  # fmt: skip
         if resume is not None:

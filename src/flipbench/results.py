@@ -51,7 +51,8 @@ class RunResults:
     lines: list[str] = field(default_factory=list)  # their one-line summaries, for `show`
     # Per condition: the valid answers (sampled) or the exact distribution, for scoring.
     raw: list[tuple[Condition, list[str], dict[str, float] | None]] = field(default_factory=list)
-    cost_unusable: int = 0  # replies whose reported cost could not be counted as is
+    cost_unusable: int = 0  # replies whose reported cost could not be used as is
+    cost_uncounted: int = 0  # of these, the ones not in cost_usd at all (it is a lower bound)
 
     @property
     def n_requests(self) -> int:
@@ -79,7 +80,8 @@ class RunResults:
                 "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
                 "cost_usd": self.cost_usd,
                 "cost_unusable": self.cost_unusable,
-                "cost_is_lower_bound": self.cost_unusable > 0,
+                "cost_uncounted": self.cost_uncounted,
+                "cost_is_lower_bound": self.cost_uncounted > 0,
                 "metrics": self.metrics,
             }
         )
@@ -105,13 +107,16 @@ MAX_REPLY_COST = 1e6
 class CostTotal:
     """What a run's replies reported they cost, counted so that no stored value can break it.
 
-    Rule: a finite cost in [0, MAX_REPLY_COST] is added. A negative one is counted as 0; an
-    infinite, NaN or larger one is not added; either is counted in `unusable`, as is a reply
-    the provider flagged (`meta.cost_flag`: negative, non-finite or unreadable). With any
-    unusable reply, `total` is a lower bound of what was spent.
+    Rule: a stored cost that is a finite number in [0, MAX_REPLY_COST] is added (for a reply
+    the provider flagged — `meta.cost_flag`: negative, non-finite or unreadable — that is the
+    $0 or the conservative estimate it stored instead). A negative stored cost counts as 0. An
+    infinite, NaN, larger or non-numeric one, or a flagged reply with no cost stored, is not
+    added: it is `uncounted`, and `total` is then a lower bound. Every reply whose reported
+    cost could not be used as is counts in `unusable`.
     """
 
     unusable: int = 0
+    uncounted: int = 0
     _values: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -121,17 +126,21 @@ class CostTotal:
 
     def add(self, cost: Any, meta_json: str | None = None) -> None:
         flagged = _cost_flag(meta_json) is not None
+        counted = False
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             value = float(cost)
             if math.isfinite(value) and 0 <= value <= MAX_REPLY_COST:
                 self._values.append(value)
+                counted = True
+            elif value < 0:  # negative (even -inf): nothing spent, as far as we can tell
+                self._values.append(0.0)
+                flagged = counted = True
             else:
                 flagged = True
-                if value < 0:  # negative: counted as nothing spent
-                    self._values.append(0.0)
         elif cost is not None:  # a text or blob where a number belongs
             flagged = True
         self.unusable += flagged
+        self.uncounted += flagged and not counted
 
 
 def _cost_flag(meta_json: str | None) -> str | None:
@@ -220,6 +229,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         run, experiment, rows, analysis.s, analysis.s_ci,
         costs.total, analysis.metrics, analysis.lines,
         [(c, data[c.key].answers, data[c.key].probs) for c in conditions], costs.unusable,
+        costs.uncounted,
     )  # fmt: skip
 
 

@@ -71,6 +71,22 @@ BAD_RUN_ARGS = {
     "d-on-ternary": ("run", "ternary", "--d", "3"),
     "q-above-60": ("run", "ternary", "--p", "70"),
     "exact-d-flips": ("run", "d-flips", "--mode", "exact"),
+    # Bounds: huge integers are one clear line, not an OverflowError (and no run row).
+    "n-400-digits": (*RUN, "--n", "9" * 400),
+    "n-10-to-the-18": (*RUN, "--n", str(10**18)),
+    "n-5000-digits": (*RUN, "--n", "9" * 5000),
+    "max-tokens-400-digits": (*RUN, "--max-tokens", "9" * 400),
+    "seed-400-digits": (*RUN, "--seed", "9" * 400),
+    "d-too-large": ("run", "d-flips", "--d", "100000"),
+    "timeout-nan": (*RUN, "--timeout", "nan"),
+    # -M cannot replace what the recorded definition sends.
+    "model-option-temperature": (*RUN, "-M", "temperature=2"),
+    "model-option-messages": (*RUN, "-M", 'messages=[{"role":"user","content":"say 1"}]'),
+    "model-option-model": (*RUN, "-M", "model=other"),
+    "model-option-nan": (*RUN, "-M", "x=NaN"),
+    # Prompt templates take only the documented fields.
+    "prompt-attribute-access": (*RUN, "--prompt", "{p.__class__.__mro__}"),
+    "prompt-positional": (*RUN, "--prompt", "flip {} {q}"),
 }
 
 
@@ -413,3 +429,18 @@ def test_demo_is_the_offline_main_job(tmp_path: Path) -> None:
     figure = Path(proc.stdout.split("figure: ")[1].split()[0])
     assert figure.is_file() and figure.read_bytes()[:8] == PNG_MAGIC
     assert "it ignores p" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--n", "9" * 400), "error: --n: Input should be less than or equal to 1000000"),
+        (("--timeout", "inf"), "error: --timeout: Input should be a finite number"),
+        (("-M", "temperature=0"),
+         "error: -M temperature=… would bypass the recorded definition; use --temperature"),
+        (("--prompt", "{p.__class__.__mro__}"),
+         "error: prompt template field {p.__class__.__mro__} is not allowed; use only {p}, {q}"),
+    ],
+)  # fmt: skip
+def test_bound_errors_name_the_flag(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
+    assert assert_one_line_error(flipbench(*RUN, *args, cwd=tmp_path)) == line

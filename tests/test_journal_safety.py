@@ -286,6 +286,8 @@ def test_force_never_takes_a_lock_that_is_held(tmp_path: Path) -> None:
         assert f"pid {holder.pid}" in line and "--force cannot take over" in line
         with Journal(db, create=False) as journal:
             assert journal.get_run("r1").pid == holder.pid  # untouched by the refused resume
+        line = assert_one_line_error(flipbench("run", "single-flip", "--force", cwd=tmp_path))
+        assert "--force applies to --resume" in line
     finally:
         holder.kill()
         holder.wait()
@@ -392,6 +394,26 @@ def test_a_read_only_journal_can_be_read_but_not_written(read_only: Path, tmp_pa
     with pytest.raises(FlipbenchError, match="read-only"):
         Journal(db)
     assert snapshot(home) == before  # not even -wal/-shm files
+
+
+def test_a_read_only_journal_with_a_pending_log_shows_every_row(tmp_path: Path) -> None:
+    """Read-only is not `immutable` when the write-ahead log still holds rows: they are read too."""
+    live = tmp_path / "live"
+    live.mkdir()
+    make_run(live / "j.db")
+    with closing(sqlite3.connect(live / "j.db")) as raw:
+        raw.execute("PRAGMA wal_autocheckpoint = 0")
+        raw.execute("UPDATE runs SET message = 'from the log'")
+        raw.commit()
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for name in ("j.db", "j.db-wal"):  # as a crash would leave them
+            (copy / name).write_bytes((live / name).read_bytes())
+    (copy / "j.db").chmod(0o444)
+    try:
+        assert api.list_runs(copy / "j.db")[0].message == "from the log"
+    finally:
+        (copy / "j.db").chmod(0o644)
 
 
 _CREATOR = """

@@ -2,20 +2,18 @@
 
 Each completed request is committed on its own, so a Ctrl-C or `kill -9` loses at most the
 requests still in flight; `(run_id, condition, sample_index)` is unique, so a resume can never
-record the same sample twice.
+record the same sample twice. A run being executed holds an OS lock (`RunLock`) for its whole life,
+so no two processes can run it at once. The journal refuses files that are not its own (a foreign
+SQLite file, a newer schema) before writing anything, and is read without writing a byte when it
+is read-only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
-import re
-import socket
 import sqlite3
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -24,75 +22,34 @@ from pathlib import Path
 from typing import Any
 
 from flipbench.errors import FlipbenchError
+from flipbench.journal_checks import (
+    NoJournal,
+    check_readable,
+    check_writable,
+    inside,
+    is_read_only,
+    is_valid_run_id,
+    validate_run_id,
+)
+from flipbench.journal_schema import CORE_COLUMNS, IN_FLIGHT_SCHEMA, SCHEMA, SCHEMA_VERSION
+from flipbench.runlock import BUSY_TIMEOUT_S, RunLock, RunLocked, lock_dir, pid_alive
 from flipbench.safety import storable
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 30.0
-# Letters, digits, '.', '_', '-', starting with a letter or digit: never a path separator, never
-# `.` or `..`. Matched with fullmatch, so a trailing newline is refused too.
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-# Columns without which a `runs`/`samples` table is not flipbench's (a foreign file).
-_CORE_COLUMNS = {
-    "runs": {"run_id", "experiment", "model", "status", "config_json", "definition_json"},
-    "samples": {"run_id", "condition", "sample_index", "status", "valid"},
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    experiment TEXT NOT NULL,
-    model TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    definition_json TEXT NOT NULL,
-    definition_hash TEXT NOT NULL,
-    versions_json TEXT NOT NULL,
-    message TEXT,
-    pid INTEGER
-);
-CREATE TABLE IF NOT EXISTS samples (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    condition TEXT NOT NULL,
-    sample_index INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    http_status INTEGER,
-    request_json TEXT NOT NULL,
-    response_json TEXT,
-    content TEXT,
-    finish_reason TEXT,
-    answer TEXT,
-    valid INTEGER NOT NULL,
-    invalid_category TEXT,
-    probs_json TEXT,
-    coverage REAL,
-    cost REAL,
-    meta_json TEXT,
-    latency_s REAL,
-    created_at TEXT NOT NULL,
-    UNIQUE (run_id, condition, sample_index)
-);
-CREATE INDEX IF NOT EXISTS samples_run ON samples (run_id, condition);
-"""
-# Paid calls are written here before they are sent and removed in the transaction that journals
-# their reply; a row left behind by a process that died was paid for but never journaled, and
-# counts against the run's budget (`Journal.spent`). Created on every writable open, so journals
-# made before it existed get it too.
-_IN_FLIGHT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS in_flight (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    condition TEXT NOT NULL,
-    sample_index INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    lost INTEGER NOT NULL DEFAULT 0,
-    counted_cost REAL
-)
-"""
+__all__ = [
+    "SCHEMA_VERSION",
+    "Journal",
+    "NoJournal",
+    "RunLock",
+    "RunLocked",
+    "RunRow",
+    "SampleRecord",
+    "check_readable",
+    "check_writable",
+    "inside",
+    "lock_dir",
+    "pid_alive",
+    "validate_run_id",
+]
 
 
 def now() -> str:
@@ -148,251 +105,6 @@ class SampleRecord:
     cost: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     latency_s: float | None = None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists on this machine."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def check_readable(path: Path) -> None:
-    """Refuse a path that is not a journal before anything is written to it."""
-    if path.is_dir():
-        raise FlipbenchError(f"journal {path} is a directory, not a database file")
-    if not path.exists():
-        return
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(16)
-    except OSError as exc:
-        raise FlipbenchError(f"cannot read journal {path}: {exc.strerror}") from None
-    if header and header != b"SQLite format 3\x00":
-        raise FlipbenchError(f"journal {path} is not a flipbench (SQLite) database")
-
-
-def validate_run_id(run_id: str, what: str = "run id") -> str:
-    """Refuse an id that could not safely name a folder; every id that becomes a path passes here
-    (a journal is data: a run id read from it is checked like one typed by a person)."""
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-        raise FlipbenchError(
-            f"{what} {run_id!r} must be letters, digits, '.', '_' or '-', starting with a letter"
-            " or digit (≤ 100 chars)"
-        )
-    return run_id
-
-
-def inside(base: Path, name: str) -> Path:
-    """`base / name`, refused unless it resolves inside `base` (no `..`, no absolute path, no
-    symlink pointing out)."""
-    target = base / name
-    if not target.resolve().is_relative_to(base.resolve()):
-        raise FlipbenchError(f"refusing to write outside {base}: {name!r}")
-    return target
-
-
-def _writable(path: Path) -> bool:
-    """Writable for us *and* meant to be: a file or folder without write bits counts as read-only
-    even for root, who may write anything."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return os.access(path, os.W_OK) and bool(stat.S_IMODE(mode) & 0o222)
-
-
-def is_read_only(path: Path) -> bool:
-    """A journal that must not (or cannot) be written: the file or its folder is read-only."""
-    return (path.exists() and not _writable(path)) or not _writable(path.resolve().parent)
-
-
-def check_writable(path: Path) -> None:
-    """Writing commands refuse a read-only journal before they start anything."""
-    if path.exists() and not _writable(path):
-        raise FlipbenchError(
-            f"journal {path} is read-only: `runs`, `show` and `export` can read it, but no run"
-            " can be written to it (make it writable, or pass another --db)"
-        )
-    folder = path.resolve().parent
-    if folder.is_dir() and not _writable(folder):
-        raise FlipbenchError(
-            f"directory {folder} is read-only: the journal {path.name} cannot be written there"
-            " (reading it works; pass another --db to run)"
-        )
-
-
-class NoJournal(FlipbenchError):
-    """A read found no journal (no file, an empty file, or one not yet given its tables)."""
-
-
-class RunLocked(FlipbenchError):
-    """Another live process holds the run's lock."""
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-class RunLock:
-    """The run's lock: an OS lock (`flock`) on one file per run, held for the run's whole life.
-
-    The kernel drops it the moment its holder dies (`kill -9`, a crash, a container stopped), so
-    a lock is never stale and no pid has to be trusted: two processes can never hold it at once.
-    The files live in a hidden folder beside the journal (`.<journal>.locks/<run id>.lock`) and
-    hold the holder's pid and host, for messages. A clean release removes the file; a file left
-    by a dead holder is simply locked again.
-    """
-
-    #: How long a busy lock is retried: only long enough to ride out a reader's momentary probe.
-    BUSY_RETRY_S = 0.25
-
-    def __init__(self, db: Path, run_id: str, *, force: bool = False) -> None:
-        self.run_id = validate_run_id(run_id)
-        self.dir = lock_dir(db)
-        self.path = self.dir / f"{run_id}.lock"
-        self.force = force
-        self.previous: dict[str, Any] = {}  # the record a dead holder left behind, if any
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        busy_until = time.monotonic() + self.BUSY_RETRY_S
-        give_up = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            fd = self._open()
-            if fd is None:  # the folder was removed by a holder releasing: make it again
-                if time.monotonic() > give_up:
-                    raise FlipbenchError(f"could not take the lock {self.path}")
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_record(fd)
-                os.close(fd)
-                if time.monotonic() < busy_until:
-                    time.sleep(0.01)
-                    continue
-                raise self._locked(holder) from None
-            # The holder we waited for may have removed the file before we locked it: only the
-            # file still at the path counts, so two processes can never both "hold" the lock.
-            try:
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if not current:
-                os.close(fd)
-                if time.monotonic() > give_up:
-                    raise FlipbenchError(f"could not take the lock {self.path}")
-                continue
-            self.previous = _read_record(fd)
-            record = {"pid": os.getpid(), "host": _host(), "since": now()}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(record).encode(), 0)
-            self._fd = fd
-            return self
-
-    def _open(self) -> int | None:
-        try:
-            self.dir.mkdir(exist_ok=True)
-            try:
-                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except FileNotFoundError:
-                return None
-        except OSError as exc:
-            raise FlipbenchError(
-                f"cannot create the run lock {self.path}: {exc.strerror}"
-            ) from None
-
-    def _locked(self, holder: dict[str, Any]) -> RunLocked:
-        pid = holder.get("pid", "unknown")
-        where = f" on {holder['host']}" if holder.get("host") not in (None, _host()) else ""
-        advice = (
-            "--force cannot take over a run whose lock is held; stop that process first"
-            if self.force
-            else "wait for it to finish, or stop it, then resume"
-        )
-        return RunLocked(
-            f"run {self.run_id} is being run by another process (pid {pid}{where}); {advice}"
-        )
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)  # while still held: see the inode check in acquire
-        os.close(self._fd)
-        self._fd = None
-        with contextlib.suppress(OSError):
-            self.dir.rmdir()  # only when empty; a process taking another lock re-creates it
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def check_takeover(self, run: RunRow) -> bool:
-        """With the lock in hand: may this process continue `run`? True when taking over a run
-        that was marked running by another process (the caller may say so).
-
-        A run marked running whose recorded process is gone, or whose process left this lock's
-        record behind (it held the lock, and the lock is free: it died), is simply continued.
-        A recorded process that is alive but never held the lock (a reused pid, a container's pid
-        1, a zombie, an older flipbench) needs --force: the lock, now ours, guarantees that no
-        other flipbench runs it at the same time.
-        """
-        if run.status != "running" or not run.pid or run.pid == os.getpid():
-            return False
-        died = self.previous.get("pid") == run.pid and self.previous.get("host") == _host()
-        if died or not pid_alive(run.pid):
-            return True
-        if self.force:
-            return True
-        raise FlipbenchError(
-            f"run {run.run_id} is marked running by process {run.pid}, which is alive but does not"
-            f" hold the run's lock (a reused pid, a container's pid 1, or an older flipbench); if"
-            f" nothing else is running it, take it over with --resume {run.run_id} --force"
-        )
-
-    @staticmethod
-    def held(db: Path, run_id: str) -> bool | None:
-        """Whether some process holds the run's lock now (None: cannot tell). Probes with a
-        shared lock for an instant, so it never blocks the holder and takes nothing."""
-        try:
-            fd = os.open(lock_dir(db) / f"{run_id}.lock", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        return False
-
-
-def lock_dir(db: Path) -> Path:
-    """The folder of a journal's run locks: hidden, beside the journal."""
-    db = db.resolve()
-    return db.parent / f".{db.name}.locks"
-
-
-def _read_record(fd: int) -> dict[str, Any]:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class Journal:
@@ -455,7 +167,7 @@ class Journal:
                 f" reads (schema version {SCHEMA_VERSION}); upgrade flipbench to use it"
                 " (nothing was written)"
             )
-        for table, columns in _CORE_COLUMNS.items():
+        for table, columns in CORE_COLUMNS.items():
             found = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
             if not columns <= found:
                 raise self._foreign(f"its {table!r} table is not flipbench's")
@@ -473,14 +185,14 @@ class Journal:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if not self._check_schema():
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            self._db.execute(_IN_FLIGHT_SCHEMA)
+            self._db.execute(IN_FLIGHT_SCHEMA)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -579,8 +291,7 @@ class Journal:
         run = _run_row(row)
         if run.status != "running":
             return run
-        valid = isinstance(run.run_id, str) and _RUN_ID.fullmatch(run.run_id) is not None
-        locked = RunLock.held(self.path, run.run_id) if valid else False
+        locked = RunLock.held(self.path, run.run_id) if is_valid_run_id(run.run_id) else False
         return replace(run, locked=locked)
 
     # samples --------------------------------------------------------------------------------
@@ -643,7 +354,7 @@ class Journal:
 
     # spend ----------------------------------------------------------------------------------
     def begin_call(self, run_id: str, condition: str, sample_index: int) -> None:
-        """Mark a paid request as sent, just before it is sent (see `_IN_FLIGHT_SCHEMA`); one
+        """Mark a paid request as sent, just before it is sent (see `IN_FLIGHT_SCHEMA`); one
         row per request, so a sample's retries and chained turns each count."""
         self._db.execute(
             "INSERT INTO in_flight (run_id, condition, sample_index, started_at)"

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
-import decimal
 import itertools
 import json
 import math
@@ -41,6 +38,34 @@ from typing import Any
 
 from aiohttp import web
 
+from flipbench.testing.hostile import (
+    COST_KEY,
+    DEEP_JSON_DEPTH,
+    ERROR_ANSI_MESSAGE,
+    EVIL_URL,
+    HOSTILE_SHAPES,
+    LITERAL_CONTENT,
+    RAW_BODIES,
+    Echo,
+    billable,
+    costed,
+    hostile_reply,
+    hostile_shapes,
+    total,
+)
+
+__all__ = [
+    "DEEP_JSON_DEPTH",
+    "ERROR_ANSI_MESSAGE",
+    "EVIL_URL",
+    "FATAL_MODES",
+    "FAULT_KINDS",
+    "HOSTILE_SHAPES",
+    "FaultConfig",
+    "FaultServer",
+    "running_in_thread",
+]
+
 HOST = "127.0.0.1"
 #: Fault kinds in the order their probability bands are laid out on [0, 1).
 FAULT_KINDS = (
@@ -55,58 +80,6 @@ FAULT_KINDS = (
     "in_flight_402",
     "server_error_text",
 )
-#: Hostile reply shapes, in the order ``hostile="all"`` cycles through them.
-HOSTILE_SHAPES = (
-    "content_parts",
-    "content_int",
-    "content_null",
-    "message_string",
-    "message_missing",
-    "choices_null",
-    "choices_object",
-    "usage_list",
-    "cost_string",
-    "cost_inf",
-    "cost_nan",
-    "cost_negative",
-    "cost_huge",
-    "deep_json",
-    "surrogate",
-    "huge",
-    "ansi",
-    "error_ansi",
-    "content_formula",
-    "content_markup",
-    "not_json",
-    "json_array",
-    "empty_body",
-)
-DEEP_JSON_DEPTH = 200_000  # nesting depth of the ``deep_json`` shape's "x" member
-EVIL_URL = "http://evil.example"
-#: ``error_ansi``'s message: a CSV formula, terminal escapes (clear, OSC 8 link), rich markup.
-ERROR_ANSI_MESSAGE = (
-    f'=HYPERLINK("{EVIL_URL}","x") Upstream error \x1b[2J'
-    f"\x1b]8;;{EVIL_URL}\x07click\x1b]8;;\x07 [/bold] [link={EVIL_URL}]x[/link]"
-)
-_LITERAL_CONTENT = {
-    "content_int": 1,
-    "ansi": "\x1b[31m1\x1b[0m",
-    "content_formula": f'=HYPERLINK("{EVIL_URL}","1")',
-    "content_markup": f"[/bold] 1 [link={EVIL_URL}]x[/link]",
-}
-_ODD_COST: dict[str, Any] = {
-    "cost_inf": math.inf,  # json.dumps writes the bare tokens Infinity and NaN
-    "cost_nan": math.nan,
-    "cost_negative": -4000,
-    "cost_huge": 1e308,
-}
-_RAW_BODIES = {
-    "not_json": ("<html>oops</html>", "text/html"),
-    "json_array": ("[1, 2]", "application/json"),
-    "empty_body": ("", "application/json"),
-}
-#: Where a reply carries the ``usage.cost`` it was sent with (None: no readable usage).
-_COST_KEY = web.ResponseKey("fault_server.cost", object)
 _ECHO_RE = re.compile(r'returns "1" (\d+(?:\.\d+)?)% of the time')
 _ZERO_PROB_LOGPROB = -9999.0  # what OpenAI-style servers report for a zero-probability token
 _DEFAULT_MODELS: list[dict[str, Any]] = [
@@ -219,7 +192,7 @@ class FaultServer:
             raise ValueError("server_error_status must be a 5xx status")
         if config.huge_bytes < 0:
             raise ValueError("huge_bytes must be >= 0")
-        self._shapes = _hostile_shapes(config.hostile)
+        self._shapes = hostile_shapes(config.hostile)
         self._shape_index = 0
         self.config = config
         self.port = port
@@ -275,7 +248,7 @@ class FaultServer:
         connection was already closed (the client cancelled, timed out or was killed).
         ``counts["billed"]`` and ``counts["billed_undelivered"]`` count those replies.
         """
-        return _total(self.billed_costs)
+        return total(self.billed_costs)
 
     @property
     def billed_costs(self) -> list[float]:
@@ -288,7 +261,7 @@ class FaultServer:
         """The billed cost of replies sent to a connection that was already closed."""
         with self._lock:
             costs = list(self._undelivered)
-        return _total(costs)
+        return total(costs)
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -371,14 +344,14 @@ class FaultServer:
     ) -> web.Response:
         """OpenRouter's error envelope, echoing the caller's secrets with ``echo_secrets``."""
         if self.config.echo_secrets:
-            echo = _Echo(request)
+            echo = Echo(request)
             message = f"{message} (received {echo.summary})"
             metadata = {**(metadata or {}), **echo.metadata}
             headers = {**(headers or {}), **echo.headers}
         return _error(status, code, message, metadata, headers)
 
     def _bill(self, request: web.Request, response: web.Response) -> None:
-        cost = _billable(response.get(_COST_KEY))
+        cost = billable(response.get(COST_KEY))
         if cost is None:
             return
         transport = request.transport
@@ -417,7 +390,7 @@ class FaultServer:
             text = "500 Internal Server Error\n\nThe upstream server failed to answer.\n"
             echo_headers = None
             if cfg.echo_secrets:
-                echo = _Echo(request)
+                echo = Echo(request)
                 text += f"\nRequest was:\n{echo.raw}\n"
                 echo_headers = echo.headers
             return web.Response(
@@ -430,8 +403,8 @@ class FaultServer:
         shape = self._next_shape() if self._shapes and kind in ("ok", "hang") else None
         if shape == "error_ansi":
             return self._error(request, 200, 502, ERROR_ANSI_MESSAGE)
-        if shape in _RAW_BODIES:
-            text, content_type = _RAW_BODIES[shape]
+        if shape in RAW_BODIES:
+            text, content_type = RAW_BODIES[shape]
             return web.Response(text=text, content_type=content_type)
         p1 = cfg.p_one
         if cfg.echo_p and (m := _ECHO_RE.search(_prompt_text(body))):
@@ -448,9 +421,9 @@ class FaultServer:
         usage = _usage(40, 1, cfg.cost_per_call)
         if kind == "no_choices":
             reply.update(choices=[], usage=_usage(40, 0, 0.0))
-            return _costed(_json(reply, headers=headers), 0.0)
+            return costed(_json(reply, headers=headers), 0.0)
         answer, finish, reasoning = ("1" if u_answer < p1 else "0"), "stop", None
-        if shape in _LITERAL_CONTENT:
+        if shape in LITERAL_CONTENT:
             answer = "1"  # the literal contents all read as "1"; logprobs match it
         if kind == "empty_length":
             max_tokens = body.get("max_tokens")
@@ -470,157 +443,8 @@ class FaultServer:
             choice["logprobs"] = _logprobs(answer, p1, body.get("top_logprobs"))
         reply.update(choices=[choice], usage=usage)
         if shape is None:
-            return _costed(_json(reply, headers=headers), usage["cost"])
-        return _hostile(shape, reply, answer, cfg.huge_bytes, headers)
-
-
-def _hostile(
-    shape: str, reply: dict[str, Any], answer: str, huge_bytes: int, headers: dict[str, str]
-) -> web.Response:
-    """Bend a well-formed success ``reply`` into ``shape``; the response carries its cost."""
-    (choice,) = reply["choices"]
-    message = choice["message"]
-    usage = reply["usage"]
-    deep = ""
-    if shape == "content_parts":
-        message["content"] = [{"type": "text", "text": answer}]
-    elif shape == "content_null":
-        message["content"] = None
-    elif shape in _LITERAL_CONTENT:
-        message["content"] = _LITERAL_CONTENT[shape]
-    elif shape == "message_string":
-        choice["message"] = answer
-    elif shape == "message_missing":
-        del choice["message"]
-    elif shape == "choices_null":
-        reply["choices"] = [None]
-    elif shape == "choices_object":
-        reply["choices"] = {"0": choice}
-    elif shape == "usage_list":
-        reply["usage"] = [1, 2, 3]
-    elif shape == "cost_string":
-        usage["cost"] = _plain_decimal(usage["cost"])
-    elif shape in _ODD_COST:
-        usage["cost"] = _ODD_COST[shape]
-    elif shape == "surrogate":
-        message["content"] = f"{answer} \ud800"  # json.dumps writes the escape \ud800
-    elif shape == "huge":
-        filler = "lorem ipsum dolor sit amet " * (huge_bytes // 27 + 1)
-        message["content"] = f"{answer} {filler[: max(0, huge_bytes - 1)]}"
-    elif shape == "deep_json":
-        deep = f"deep-{uuid.uuid4().hex}"
-        message["x"] = deep
-    else:  # pragma: no cover - every shape is handled above or before the reply is built
-        raise AssertionError(shape)
-    text = json.dumps(reply)
-    if deep:  # json.dumps would recurse 200,000 deep: splice the nesting in as text
-        text = text.replace(json.dumps(deep), "[" * DEEP_JSON_DEPTH + "]" * DEEP_JSON_DEPTH, 1)
-    response = web.Response(text=text, headers=headers, content_type="application/json")
-    return _costed(response, reply["usage"]["cost"] if isinstance(reply["usage"], dict) else None)
-
-
-def _costed(response: web.Response, cost: Any) -> web.Response:
-    response[_COST_KEY] = cost
-    return response
-
-
-def _billable(cost: Any) -> float | None:
-    """The billed amount of a ``usage.cost`` as sent: finite and non-negative, else None."""
-    if isinstance(cost, bool):
-        return None
-    if isinstance(cost, str):  # the server charged it, however it chose to spell it
-        try:
-            cost = float(cost)
-        except ValueError:
-            return None
-    if not isinstance(cost, int | float):
-        return None
-    value = float(cost)
-    return value if math.isfinite(value) and value >= 0 else None
-
-
-def _total(costs: list[float]) -> float:
-    try:
-        return math.fsum(costs)
-    except OverflowError:
-        return math.inf
-
-
-def _plain_decimal(x: float) -> str:
-    """``0.00001`` rather than ``1e-05``, as a provider that sends costs as strings writes it."""
-    text = format(decimal.Decimal(repr(x)), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _hostile_shapes(spec: str | None) -> tuple[str, ...]:
-    if spec is None:
-        return ()
-    if spec.strip() == "all":
-        return HOSTILE_SHAPES
-    shapes = tuple(s.strip() for s in spec.split(",") if s.strip())
-    unknown = [s for s in shapes if s not in HOSTILE_SHAPES]
-    if unknown or not shapes:
-        raise ValueError(
-            f"hostile must be 'all' or a comma-separated list of {', '.join(HOSTILE_SHAPES)}"
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
-        )
-    return shapes
-
-
-def _header_value(value: str) -> str | None:
-    """``value`` if it can go out as a header value unchanged, else None."""
-    if any(c in value for c in "\r\n\x00"):
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return value
-
-
-class _Echo:
-    """What a careless server echoes of a request: its Authorization header and all headers."""
-
-    def __init__(self, request: web.Request) -> None:
-        self.authorization = request.headers.get("Authorization", "")
-        scheme, _, credential = self.authorization.partition(" ")
-        self.secret = credential or self.authorization
-        self.basic: str | None = None
-        if scheme.lower() == "basic" and credential:
-            with contextlib.suppress(binascii.Error, ValueError):
-                self.basic = base64.b64decode(credential, validate=True).decode("utf-8", "replace")
-        version = f"HTTP/{request.version.major}.{request.version.minor}"
-        lines = [f"{request.method} {request.path_qs} {version}"]
-        lines += [f"{name}: {value}" for name, value in request.headers.items()]
-        self.raw = "\r\n".join(lines)
-        self.request_headers = dict(request.headers)
-
-    @property
-    def summary(self) -> str:
-        basic = f"; basic credentials {self.basic}" if self.basic is not None else ""
-        headers = "; ".join(f"{k}: {v}" for k, v in self.request_headers.items())
-        return f"Authorization: {self.authorization}{basic}; headers: {headers}"
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "provider_name": "FaultyProvider",
-            "authorization": self.authorization,
-            "headers": self.request_headers,
-            "raw": self.raw,
-        }
-        if self.basic is not None:
-            meta["basic"] = self.basic
-        return meta
-
-    @property
-    def headers(self) -> dict[str, str]:
-        out = {"X-Request-Id": f"req-{uuid.uuid4().hex}"}
-        if (auth := _header_value(self.authorization)) is not None:
-            out["X-Echo-Authorization"] = auth
-        if self.secret and (secret := _header_value(self.basic or self.secret)) is not None:
-            out["X-Request-Id"] = secret
-        return out
+            return costed(_json(reply, headers=headers), usage["cost"])
+        return hostile_reply(shape, reply, answer, cfg.huge_bytes, headers)
 
 
 def _usage(prompt: int, completion: int, cost: float, reasoning_tokens: int = 0) -> dict[str, Any]:

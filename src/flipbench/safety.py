@@ -129,8 +129,14 @@ def terminal_safe(text: str) -> str:
     return storable(text).replace("\r", "\\r")
 
 
+#: Deeper parts of a value are replaced by a marker (replies are parsed with a lower limit).
+MAX_CLEAN_DEPTH = 100
+
+
 def clean_json(value: Any, *, depth: int = 0) -> Any:
     """A JSON-like value with every string masked and made storable (keys included)."""
+    if depth > MAX_CLEAN_DEPTH:
+        return "[nested too deep]"
     if isinstance(value, str):
         return storable(mask_secrets(value))
     if isinstance(value, dict):

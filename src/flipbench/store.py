@@ -131,6 +131,9 @@ class Journal:
             raise FlipbenchError(f"cannot use journal {self.path}: {exc}") from None
         try:
             self._db.row_factory = sqlite3.Row
+            # Text another tool wrote as invalid UTF-8 is read with replacement characters
+            # rather than making every read of the run raise.
+            self._db.text_factory = _decode
             if create:
                 self._prepare()
             elif not self._check_schema():
@@ -409,6 +412,10 @@ class Journal:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'in_flight'"
         ).fetchone()
         return row is not None
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _text(value: str | None) -> str | None:

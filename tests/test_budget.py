@@ -117,7 +117,10 @@ def test_in_flight_replies_at_the_cap_are_journaled_not_cancelled(
         assert journal.spent("c") == pytest.approx(billed_after)
         assert journal.lost_calls("c") == (0, 0.0)
         assert journal.get_run("c").config["max_cost"] == 0.02
-    assert billed <= 0.01 + 16 * COST + 1e-9
+    # Near the cap only what is left of the budget goes on the wire (each call estimated at the
+    # largest cost seen), so the overshoot is far below the 16-call window: at most the 4 calls
+    # of slow start sent before any cost was known.
+    assert 0.01 <= billed <= 0.01 + 4 * COST + 1e-9
     # A resume with a higher cap continues the same budget, not a fresh one.
     assert_ok(resumed)
-    assert 0.02 <= billed_after <= 0.02 + 16 * COST + 1e-9
+    assert 0.02 <= billed_after <= 0.02 + 4 * COST + 1e-9

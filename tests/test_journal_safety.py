@@ -212,7 +212,7 @@ def test_the_lock_excludes_a_second_holder_and_dies_with_its_holder(tmp_path: Pa
             assert taken.previous["pid"] == holder.pid
             # the holder is a zombie (not reaped): its pid "lives", but it left this lock behind,
             # so continuing its run needs no --force
-            assert taken.check_takeover(run) is True
+            assert taken.check_takeover(run) is False
     finally:
         holder.kill()
         holder.wait()

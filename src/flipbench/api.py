@@ -192,8 +192,14 @@ async def _execute(
                 else:
                     message = None
             except BudgetReached as exc:
+                # The calls in flight at the cap finished and were journaled: the journal says
+                # what was spent in the end.
                 status = "stopped"
-                message = f"{exc}; continue with --resume {run_id} --max-cost <more>"
+                spent = journal.spent(run_id)
+                message = (
+                    f"budget reached: spent ${spent:.4f} of ${exc.limit:.4f}; continue with"
+                    f" --resume {run_id} --max-cost <more>"
+                )
             except FlipbenchError as exc:
                 status, message = "failed", str(exc)
                 raise

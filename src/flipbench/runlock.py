@@ -145,8 +145,9 @@ class RunLock:
         self.release()
 
     def check_takeover(self, run: RunRow) -> bool:
-        """With the lock in hand: may this process continue `run`? True when taking over a run
-        that was marked running by another process (the caller may say so).
+        """With the lock in hand: may this process continue `run`? True when it takes the run
+        over from a live process with --force (the caller says so); False when it simply
+        continues (no other process, or one that died).
 
         A run marked running whose recorded process is gone, or whose process left this lock's
         record behind (it held the lock, and the lock is free: it died), is simply continued.
@@ -158,7 +159,7 @@ class RunLock:
             return False
         died = self.previous.get("pid") == run.pid and self.previous.get("host") == _host()
         if died or not pid_alive(run.pid):
-            return True
+            return False
         if self.force:
             return True
         raise FlipbenchError(

@@ -27,6 +27,7 @@ from flipbench.providers.failures import FailureKind
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import (
     ChatClient,
+    Exchange,
     answer_logprobs,
     first_choice,
     reported_cost,
@@ -95,6 +96,8 @@ class OpenAICompatibleBackend(Backend):
         )
         self.backoff = Backoff()
         self.budget = Budget(self.options.max_cost_usd)
+        self._sending = 0  # requests on the wire
+        self._settled = asyncio.Event()  # set (and replaced) each time one comes back
         self.retries: Counter[str] = Counter()
         self._client: ChatClient | None = None
         self._fatal: str | None = None
@@ -214,6 +217,7 @@ class OpenAICompatibleBackend(Backend):
         while True:
             if self._fatal is not None:
                 raise BackendFatalError(self._fatal)
+            settled = self._settled
             async with self.limiter.slot():
                 # Both checked once the slot is ours: a call may wait long for it, and what was
                 # decided meanwhile (a fatal reply, the budget spent) must stop it from leaving.
@@ -224,9 +228,10 @@ class OpenAICompatibleBackend(Backend):
                         last.meta["stopped_by_budget"] = True
                         return last
                     raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
-                if self.on_send is not None:
-                    self.on_send()
-                exchange = await self._client.post(body)
+                exchange = None if self._must_wait_for_budget() else await self._send(body)
+            if exchange is None:  # the calls in flight may spend what is left: see first
+                await settled.wait()
+                continue
             failure = exchange.failure()
             if failure is None:
                 self.limiter.on_success()
@@ -259,6 +264,27 @@ class OpenAICompatibleBackend(Backend):
                 last.meta["retries"] = dict(counts)
                 return last
             await asyncio.sleep(self.backoff.delay(attempt, failure.retry_after_s))
+
+    def _must_wait_for_budget(self) -> bool:
+        """Near the cap, a call waits until those in flight are paid for, so that at most what
+        is left of the budget is in flight (each call estimated at the largest cost seen)."""
+        cap = self.options.max_cost_usd
+        largest = self.budget.largest
+        if cap is None or not largest or not self._sending:
+            return False
+        return self.budget.spent + (self._sending + 1) * largest > cap
+
+    async def _send(self, body: dict[str, Any]) -> Exchange:
+        assert self._client is not None, "backend not started"
+        if self.on_send is not None:
+            self.on_send()
+        self._sending += 1
+        try:
+            return await self._client.post(body)
+        finally:
+            self._sending -= 1
+            self._settled.set()  # wake the calls waiting for the budget, then start a new round
+            self._settled = asyncio.Event()
 
     def _account(self, reply: Reply) -> float:
         """Count a reply's reported cost against the run's budget; returns the amount counted.

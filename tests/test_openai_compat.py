@@ -135,12 +135,17 @@ def test_secrets_in_a_reply_are_masked_before_anything_keeps_it() -> None:
     assert "plainkey0123456789" not in text and "the test server" in (failed.error or "")
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.recursive(
+JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
     max_leaves=20,
-))  # fmt: skip
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
 def test_any_json_body_is_a_reply_not_an_exception(body: Any) -> None:
     for wrapped in (body, {"choices": [body]}, {"choices": [{"message": body}], "usage": body}):
         try:

@@ -103,7 +103,9 @@ def test_a_rejected_key_echoed_in_a_401_is_not_printed(
         monkeypatch.setenv("BARE_API_KEY", BARE_KEY)
         monkeypatch.setenv("BARE_BASE_URL", url)
         monkeypatch.setenv("BASIC_BASE_URL", _with_password(url))
-        (tmp_path / "keys.env").write_text(f"ENVFILE_API_KEY={ENV_FILE_KEY}\nENVFILE_BASE_URL={url}\n")
+        (tmp_path / "keys.env").write_text(
+            f"ENVFILE_API_KEY={ENV_FILE_KEY}\nENVFILE_BASE_URL={url}\n"
+        )
         model = {"sk": "openrouter/fault/model", "bare": "openai-api/bare/fault/model",
                  "envfile": "openai-api/envfile/fault/model",
                  "basic": "openai-api/basic/fault/model"}[which]  # fmt: skip

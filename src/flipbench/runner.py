@@ -280,10 +280,13 @@ class Runner:
 
     def _exact_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
         record = _base_record(condition, index, reply)
-        if reply.ok and reply.invalid_category == NO_LOGPROBS:
-            record.invalid_category = NO_LOGPROBS
+        if reply.ok and reply.invalid_category is not None:  # no_logprobs, malformed, …
+            record.invalid_category = reply.invalid_category
             return record
-        if not reply.ok or reply.answer_logprobs is None:
+        if not reply.ok:
+            return record
+        if reply.answer_logprobs is None:
+            record.invalid_category = str(InvalidCategory.UNPARSEABLE)
             return record
         dist = exact_distribution(reply.answer_logprobs, self.experiment.temperature)
         record.coverage = dist.coverage

@@ -33,7 +33,7 @@ from flipbench.journal_checks import (
 )
 from flipbench.journal_schema import CORE_COLUMNS, IN_FLIGHT_SCHEMA, SCHEMA, SCHEMA_VERSION
 from flipbench.runlock import BUSY_TIMEOUT_S, RunLock, RunLocked, lock_dir, pid_alive
-from flipbench.safety import storable
+from flipbench.safety import mask_secrets, storable
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -262,7 +262,13 @@ class Journal:
         pid = os.getpid() if status == "running" else None
         self._db.execute(
             "UPDATE runs SET status = ?, message = ?, pid = ?, updated_at = ? WHERE run_id = ?",
-            (status, message, pid, now(), run_id),
+            (
+                status,
+                None if message is None else storable(mask_secrets(message)),
+                pid,
+                now(),
+                run_id,
+            ),
         )
 
     def set_mode(self, run_id: str, mode: str, config: dict[str, Any]) -> None:

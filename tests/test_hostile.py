@@ -100,3 +100,23 @@ def test_unusable_costs_are_flagged_and_counted_conservatively(
     shown = flipbench("show", "costs", "--db", str(db), cwd=tmp_path)
     assert_ok(shown)
     assert "$-" not in shown.stdout
+
+
+def test_exact_mode_survives_every_hostile_shape(
+    hostile: FaultConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = tmp_path / "j.db"
+    with running_in_thread(hostile) as server:
+        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
+        proc = flipbench(
+            *RUN, "--mode", "exact", "--max-retries", "1", "--max-concurrency", "1",
+            "--run-id", "exact", "--db", str(db), cwd=tmp_path, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        counts = server.counts
+    assert_ok(proc)
+    rows = _rows(db)
+    assert _attempts(rows) == counts["requests"]
+    assert all(r["valid"] or r["invalid_category"] for r in rows)  # never invalid unexplained
+    assert any(r["valid"] for r in rows)
+    shown = flipbench("show", "exact", "--format", "json", "--db", str(db), cwd=tmp_path)
+    assert_ok(shown)

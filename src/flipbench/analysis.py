@@ -205,8 +205,10 @@ def _curve(experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Ana
         observed, n = d.observed()
         rates.append(observed[d.condition.answers.index(d.condition.first)])
         ns.append(n)
-    exact = all(n is None for n in ns)
     usable = [i for i, n in enumerate(ns) if n is None or n > 0]
+    # An exact run whose condition got no probabilities (its replies were all unreadable) has
+    # nothing to show there; the others are still exact.
+    exact = all(ns[i] is None for i in usable)
     if len(usable) < 2:
         return Analysis(math.nan, (math.nan, math.nan), {"S": _e(math.nan)}, [])
     curve = response_curve(

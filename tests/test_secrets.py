@@ -119,6 +119,9 @@ def test_a_rejected_key_echoed_in_a_401_is_not_printed(
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     line = proc.stderr.splitlines()[-1]  # after the plan line
     assert line.startswith("error:") and "rejected the API key" in line
+    # The error names the server it came from, not OpenRouter for every API.
+    service = "OpenRouter" if which == "sk" else f"the {which} server"
+    assert f"{service} rejected the API key" in line
     shown = flipbench("show", which, "--format", "json", "--db", db, cwd=tmp_path)
     runs = flipbench("runs", "--db", db, cwd=tmp_path)
     _scan_text([proc, shown, runs], tmp_path)

@@ -34,8 +34,14 @@ _KEY_VALUE = (
     r"(?i)\b(authorization|(?:x-)?(?:api[_-]?)?key|token|password|secret)"
     r"([\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
 )
+# Basic credentials are base64 with at least one digit, '+' or '/' (a word after "basic" is not).
+_BASIC = r"(?i)\b(basic)\s+(?=[A-Za-z0-9+/]*[0-9+/])[A-Za-z0-9+/]{6,}={0,2}"
 _PATTERNS = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s\"',;]+"), r"\1 " + MASK),
+    # An auth scheme followed by something credential-like: "the basic server" is no credential.
+    (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]{6,}"), r"\1 " + MASK),
+    (re.compile(_BASIC), r"\1 " + MASK),
+    # An Authorization header's whole value (scheme and credential), up to the next separator.
+    (re.compile(r"(?i)\b(authorization)([\"']?\s*[:=]\s*[\"']?)[^\"',;\n]+"), r"\1\2" + MASK),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-" + MASK),
     (re.compile(_KEY_VALUE), r"\1\2" + MASK),
     # user:password@ in any URL

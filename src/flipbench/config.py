@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flipbench.errors import FlipbenchError
+from flipbench.safety import refresh_environment_secrets
 
 DEFAULT_DB = "flipbench.db"
 DEFAULT_MODEL = "local/smollm2"
@@ -74,6 +75,7 @@ def load_env_file(path: Path) -> list[str]:
         if value is not None and name not in os.environ:
             os.environ[name] = value
             loaded.append(name)
+    refresh_environment_secrets()
     return loaded
 
 

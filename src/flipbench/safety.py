@@ -12,7 +12,8 @@ that cleans it.
 
 Keys are registered by the code that reads them (`register_secret`); every environment
 variable whose name says it holds a secret is treated as one too, so a key loaded from an
-`.env` file or set for another provider is caught as well.
+`.env` file or set for another provider is caught as well (the environment is read again at
+each registration and `refresh_environment_secrets`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def register_secret(value: str | None) -> None:
     """Mask this value wherever it appears from now on (an API key, a URL password)."""
     if value and len(value.strip()) >= _MIN_SECRET_LEN:
         _registered.add(value.strip())
+    refresh_environment_secrets()
 
 
 def _environment_secrets() -> Iterable[str]:
@@ -82,11 +84,22 @@ def _url_password(url: str) -> str | None:
         return None
 
 
+_environment: frozenset[str] | None = None
+
+
+def refresh_environment_secrets() -> None:
+    """Read the environment's secrets again (after a `.env` file is loaded, when a backend is
+    made); scanning the environment for every string cleaned would cost more than the request."""
+    global _environment
+    _environment = frozenset(v for v in _environment_secrets() if len(v) >= _MIN_SECRET_LEN)
+
+
 def secret_values() -> frozenset[str]:
     """Every value currently treated as a secret."""
-    values = set(_registered)
-    values.update(v for v in _environment_secrets() if len(v) >= _MIN_SECRET_LEN)
-    return frozenset(values)
+    if _environment is None:
+        refresh_environment_secrets()
+    assert _environment is not None
+    return _environment | _registered
 
 
 @lru_cache(maxsize=16)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -394,3 +396,30 @@ def test_cli_import_prints_every_runs_metrics_and_draws_the_papers_figures(
     assert pos["value"] == pytest.approx(0.383, abs=5e-4) and pos["ci_low"] < pos["value"]
     again = flipbench("import", "failure-to-mix", str(DATA), "--db", "j.db", cwd=tmp_path)
     assert "already holds" in assert_one_line_error(again)
+
+
+GOLDEN = Path(__file__).parent / "golden" / "paper_show.json"
+# What varies from machine to machine or import to import, not a number `show` computes.
+_VOLATILE = ("created_at", "versions", "status")
+
+
+def _show_numbers(results: Results) -> dict[str, Any]:
+    views = {}
+    for run_id, res in results.items():
+        view = {k: v for k, v in res.to_dict().items() if k not in _VOLATILE}
+        views[run_id] = json.loads(json.dumps(view, allow_nan=False, sort_keys=True))
+    return views
+
+
+def test_show_numbers_of_the_paper_runs_are_unchanged(results: Results) -> None:
+    """Every number `show --format json` gives for the 32 imported runs, against a golden file
+    written before the restructuring (issue 10). A deliberate change of a metric rewrites it:
+    `FLIPBENCH_UPDATE_GOLDEN=1 pytest tests/test_import.py -k unchanged`."""
+    now = _show_numbers(results)
+    if os.environ.get("FLIPBENCH_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert sorted(now) == sorted(golden) and len(now) == 32
+    for run_id in golden:
+        assert now[run_id] == golden[run_id], run_id

@@ -11,11 +11,11 @@ import pytest
 from scipy.stats import norm
 
 from flipbench.metrics import (
-    _step_likeness_rows,
     bootstrap_step_likeness,
     exact_rate_interval,
     rate_summary,
     step_likeness,
+    step_likeness_rows,
     wilson_interval,
 )
 
@@ -144,7 +144,7 @@ def test_vectorised_helper_matches_step_likeness(lo_hi: tuple[float, float]) -> 
     p[0], p[-1] = lo_hi  # grid touches the ends only when lo_hi says so
     rng.shuffle(p)
     r = rng.uniform(0.0, 1.0, (50, m))
-    rows = _step_likeness_rows(p, r)
+    rows = step_likeness_rows(p, r)
     expected = np.array([step_likeness(p, row) for row in r])
     np.testing.assert_allclose(rows, expected, rtol=0, atol=1e-12)
 

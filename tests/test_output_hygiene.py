@@ -22,7 +22,8 @@ import pytest
 from cli_helpers import assert_ok, assert_one_line_error, flipbench
 from test_benchmark import _calibrated_benchmark
 
-from flipbench import api, cli, cli_battery
+from flipbench import api, cli
+from flipbench.cli import battery as cli_battery
 from flipbench.results import compute_results
 from flipbench.store import Journal, SampleRecord
 from flipbench.tasks import get_experiment

@@ -21,13 +21,13 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
-from flipbench.distfit import Estimate, _check_boot, _percentile, _Result, binary_replies
+from flipbench.distfit import Estimate, FitResult, binary_replies, check_boot, percentile_interval
 from flipbench.metrics import (
-    _step_likeness_rows,
     bootstrap_step_likeness,
     check_unit,
     rate_summary,
     step_likeness,
+    step_likeness_rows,
 )
 
 __all__ = [
@@ -50,7 +50,7 @@ ORDERS = ("forward", "reverse")  # forward: the red word is listed first
 
 
 @dataclasses.dataclass(frozen=True)
-class PositionCurves(_Result):
+class PositionCurves(FitResult):
     """Per-position curves of D flips per reply, with S per position, of the mean, running.
 
     ``rates[i][j]``: r_{j+1} at ``p[i]`` (Wilson). ``mean_rate[i]``: Mean(r) at ``p[i]``;
@@ -88,7 +88,7 @@ def position_curves(
     distinct reply patterns, so each p costs one (n_boot x patterns) draw and one matrix
     product; all S replicates then come from one vectorised call.
     """
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     keys = sorted(replies_by_p, key=float)
     ps = np.array([float(k) for k in keys], dtype=np.float64)
     check_unit(ps, "p")
@@ -108,7 +108,9 @@ def position_curves(
         patterns, counts = np.unique(arrays[i], axis=0, return_counts=True)
         weights = rng.multinomial(ns[i], counts / ns[i], size=n_boot)
         boot[:, col, :] = weights @ patterns / ns[i]
-    mean_ci = [_percentile(boot[:, col, :].mean(axis=1), confidence) for col in range(len(used))]
+    mean_ci = [
+        percentile_interval(boot[:, col, :].mean(axis=1), confidence) for col in range(len(used))
+    ]
     mean_rate = [Estimate(math.nan, math.nan, math.nan) for _ in keys]
     for col, i in enumerate(used):
         mean_rate[i] = Estimate(float(r[i].mean()), *mean_ci[col])
@@ -121,8 +123,8 @@ def position_curves(
     n_curves = curves.shape[2]
     if len(used) >= 2:
         rows = curves.transpose(0, 2, 1).reshape(n_boot * n_curves, len(used))
-        s_star = _step_likeness_rows(ps[used], rows).reshape(n_boot, n_curves)
-        cis = [_percentile(s_star[:, j], confidence) for j in range(n_curves)]
+        s_star = step_likeness_rows(ps[used], rows).reshape(n_boot, n_curves)
+        cis = [percentile_interval(s_star[:, j], confidence) for j in range(n_curves)]
     else:
         cis = [(math.nan, math.nan)] * n_curves
     s_all = [Estimate(v, *ci) for v, ci in zip(point, cis, strict=True)]
@@ -135,7 +137,7 @@ def position_curves(
 
 
 @dataclasses.dataclass(frozen=True)
-class ResponseCurve(_Result):
+class ResponseCurve(FitResult):
     """r(x) of the first option at the optimal probability x, sorted by x, with S.
 
     S extends the curve as a constant to x = 0 and 1 (``step_likeness``); its interval is
@@ -171,7 +173,7 @@ def response_curve(
     seed: int = 0,
 ) -> ResponseCurve:
     """Curve r(x) = k / n with Wilson intervals and S; with n=None, k are exact rates."""
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     xa = np.asarray(x, dtype=np.float64)
     ka = np.asarray(k, dtype=np.float64)
     if xa.ndim != 1 or ka.shape != xa.shape:
@@ -191,7 +193,7 @@ def response_curve(
 
 
 @dataclasses.dataclass(frozen=True)
-class WordCondition(_Result):
+class WordCondition(FitResult):
     """One (pair, order): share of answers naming the first-listed word, and share - 0.5."""
 
     pair: str
@@ -202,7 +204,7 @@ class WordCondition(_Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class PairBias(_Result):
+class PairBias(FitResult):
     """Red-word share averaged over both orders (position cancels); semantic bias = it - 0.5.
 
     Interval: MOVER (Newcombe) from the two Wilson intervals, valid for unequal n and
@@ -215,7 +217,7 @@ class PairBias(_Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class WordBias(_Result):
+class WordBias(FitResult):
     """Exp 5: every condition, every pair with both orders, and mean |r_first - 0.5|.
 
     ``mean_abs_position_bias`` is bootstrapped (binomial redraws per condition); note that
@@ -245,7 +247,7 @@ def word_bias(
     ``k_first`` is the exact probability of the first-listed word. In "forward" order the
     red word is listed first, so its share is r_first there and 1 - r_first in "reverse".
     """
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     conds: list[WordCondition] = []
     for (pair, order), (k, n) in sorted(counts.items()):
         if order not in ORDERS:
@@ -260,7 +262,11 @@ def word_bias(
          else np.full(n_boot, c.first_share.value) for c in usable]
     )  # fmt: skip
     mean_abs = float(np.mean([abs(c.position_bias.value) for c in usable])) if usable else math.nan
-    ci = _percentile(np.abs(draws - 0.5).mean(axis=0), confidence) if usable else (math.nan,) * 2
+    ci = (
+        percentile_interval(np.abs(draws - 0.5).mean(axis=0), confidence)
+        if usable
+        else (math.nan,) * 2
+    )
     by_key = {(c.pair, c.order): c for c in usable}
     pairs = []
     for pair in sorted({c.pair for c in usable}):

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from flipbench.metrics import _check_confidence, check_unit, rate_summary
+from flipbench.metrics import check_confidence, check_unit, rate_summary
 
 __all__ = [
     "CategoricalFit",
@@ -67,7 +67,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-class _Result:
+class FitResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict that ``json.dumps(..., allow_nan=False)`` accepts."""
         out: dict[str, Any] = _json(self)
@@ -75,7 +75,7 @@ class _Result:
 
 
 @dataclasses.dataclass(frozen=True)
-class Estimate(_Result):
+class Estimate(FitResult):
     """A number with its interval; ``low == value == high`` for exact inputs."""
 
     value: float
@@ -87,7 +87,7 @@ class Estimate(_Result):
         return cls(value, value, value)
 
 
-def _percentile(samples: FloatArray, confidence: float) -> tuple[float, float]:
+def percentile_interval(samples: FloatArray, confidence: float) -> tuple[float, float]:
     """Percentile bootstrap interval; order statistics (no interpolation) if any are inf."""
     alpha = 1.0 - confidence
     qs = [alpha / 2.0, 1.0 - alpha / 2.0]
@@ -98,8 +98,8 @@ def _percentile(samples: FloatArray, confidence: float) -> tuple[float, float]:
     return (float(lo), float(hi))
 
 
-def _check_boot(n_boot: int, confidence: float) -> None:
-    _check_confidence(confidence)
+def check_boot(n_boot: int, confidence: float) -> None:
+    check_confidence(confidence)
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
 
@@ -137,7 +137,7 @@ def pool_sparse_cells(expected: ArrayLike, min_expected: float = 5.0) -> list[tu
 
 
 @dataclasses.dataclass(frozen=True)
-class CountHistogram(_Result):
+class CountHistogram(FitResult):
     """Replies with k ones (k = 0..D) against n * Binomial(D, p).pmf(k).
 
     ``variance_ratio`` = sample variance of k (ddof = 1, unbiased under the binomial) over
@@ -184,7 +184,7 @@ def count_histogram(
     """
     arr = binary_replies(replies)
     check_unit(np.array([p], dtype=np.float64), "p")
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     n, flips = arr.shape
     if n == 0:
         raise ValueError("no replies: nothing to compare with the binomial")
@@ -221,7 +221,7 @@ def count_histogram(
         counts = rng.multinomial(n, observed / n, size=n_boot)
         m1 = counts @ ks / n
         var_star = np.maximum(counts @ ks**2 - n * m1**2, 0.0) / (n - 1)
-        ratio_ci = _percentile(var_star / denom, confidence)
+        ratio_ci = percentile_interval(var_star / denom, confidence)
     return CountHistogram(
         p, flips, n, observed.tolist(), expected.tolist(), bins,
         [int(v) for v in bin_obs], bin_exp.tolist(), g, chi2, df, g_p, chi2_p, mean_ones,
@@ -233,7 +233,7 @@ def count_histogram(
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalFit(_Result):
+class CategoricalFit(FitResult):
     """Observed category rates against the requested distribution.
 
     ``rates``: Wilson interval per category (category vs the rest is binomial). These are
@@ -286,7 +286,7 @@ def categorical_fit(
         raise ValueError("requested must be a probability vector summing to 1")
     if not np.all(np.isfinite(obs)) or np.any(obs < 0):
         raise ValueError("observed must be finite and non-negative")
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     total = float(obs.sum())
     if total <= 0:
         raise ValueError("observed is empty: no answer in the answer space")
@@ -306,8 +306,8 @@ def categorical_fit(
     rates = [Estimate(*rate_summary(int(k), n, confidence)) for k in obs]
     rng = np.random.default_rng(seed)
     star = rng.multinomial(n, probs, size=n_boot) / n
-    kl_ci = _percentile(_kl_rows(star, req), confidence)
-    tv_ci = _percentile(0.5 * np.abs(star - req).sum(axis=1), confidence)
+    kl_ci = percentile_interval(_kl_rows(star, req), confidence)
+    tv_ci = percentile_interval(0.5 * np.abs(star - req).sum(axis=1), confidence)
     return CategoricalFit(
         req.tolist(), n, rates, Estimate(kl, *kl_ci), math.isinf(kl), Estimate(tv, *tv_ci), None
     )
@@ -340,7 +340,7 @@ def ternary_fit(
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianFit(_Result):
+class GaussianFit(FitResult):
     """Parsed numbers against N(mean, sd): KS test, moments, integer share, histogram.
 
     KS assumes a continuous sample; integer answers make its p-value conservative (too
@@ -387,7 +387,7 @@ def gaussian_fit(
         raise ValueError("no finite values to compare with the normal")
     if sd <= 0 or bin_width <= 0:
         raise ValueError("sd and bin_width must be positive")
-    _check_confidence(confidence)
+    check_confidence(confidence)
     alpha = 1.0 - confidence
     ks = stats.kstest(x, "norm", args=(mean, sd))
     m = float(x.mean())

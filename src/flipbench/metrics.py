@@ -51,7 +51,7 @@ def check_unit(arr: FloatArray, name: str) -> None:
         raise ValueError(f"{name} must hold fractions in [0, 1] (not percentages)")
 
 
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
@@ -83,7 +83,7 @@ def step_likeness(p: ArrayLike, r: ArrayLike) -> float:
     return 4.0 * area
 
 
-def _step_likeness_rows(p: FloatArray, r: FloatArray) -> FloatArray:
+def step_likeness_rows(p: FloatArray, r: FloatArray) -> FloatArray:
     """S for every row of r (shape B x m) against one shared p (shape m), all at once.
 
     Same algorithm as ``step_likeness``; the caller guarantees finite values and m >= 2.
@@ -104,7 +104,7 @@ def _step_likeness_rows(p: FloatArray, r: FloatArray) -> FloatArray:
     return out
 
 
-def _trapezoid_rows(x: FloatArray, y: FloatArray, lo: float, hi: float) -> FloatArray:
+def trapezoid_rows(x: FloatArray, y: FloatArray, lo: float, hi: float) -> FloatArray:
     """Trapezoid area of every row of y (B x m) over one shared x (m), y flat beyond [x]."""
     order = np.argsort(x, kind="stable")
     xs = x[order]
@@ -135,14 +135,14 @@ def trapezoid_area(x: ArrayLike, y: ArrayLike, lo: float = 0.0, hi: float = 1.0)
         raise ValueError(f"x must lie in [{lo}, {hi}]")
     if xa.size < 2:
         return math.nan
-    return float(_trapezoid_rows(xa, ya[np.newaxis, :], lo, hi)[0])
+    return float(trapezoid_rows(xa, ya[np.newaxis, :], lo, hi)[0])
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for k/n; unlike the Wald interval it stays sane at k = 0 or n."""
     if n < 0 or k < 0 or k > n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if n == 0:
         return (math.nan, math.nan)
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
@@ -187,7 +187,7 @@ def bootstrap_step_likeness(
     if not pa.shape == ka.shape == na.shape:
         raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
     check_unit(pa, "p")
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if np.any((ka < 0) | (ka > na) | (ka != np.round(ka)) | (na != np.round(na))):
@@ -199,7 +199,7 @@ def bootstrap_step_likeness(
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
     k_star = rng.binomial(trials, ka[keep] / trials, size=(n_boot, pa.size))
-    s_star = _step_likeness_rows(pa, k_star / trials)
+    s_star = step_likeness_rows(pa, k_star / trials)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(s_star, [alpha / 2.0, 1.0 - alpha / 2.0])
     return (float(lo), float(hi))

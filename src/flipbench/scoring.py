@@ -20,7 +20,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from flipbench.metrics import _step_likeness_rows, _trapezoid_rows
+from flipbench.metrics import step_likeness_rows, trapezoid_rows
 
 __all__ = [
     "GAMES",
@@ -258,7 +258,7 @@ def _finite_cols(x: FloatArray, r: FloatArray) -> tuple[FloatArray, FloatArray]:
 def _s(x: FloatArray, r: FloatArray) -> FloatArray:
     """S per replicate (metrics' algorithm); NaN with fewer than 2 usable points."""
     xk, rk = _finite_cols(x, r)
-    return _step_likeness_rows(xk, rk) if xk.size >= 2 else np.full(r.shape[0], np.nan)
+    return step_likeness_rows(xk, rk) if xk.size >= 2 else np.full(r.shape[0], np.nan)
 
 
 def _area(x: FloatArray, target: FloatArray, r: FloatArray) -> FloatArray:
@@ -267,7 +267,7 @@ def _area(x: FloatArray, target: FloatArray, r: FloatArray) -> FloatArray:
     if keep.sum() < 2:
         return np.full(r.shape[0], np.nan)
     dev = np.abs(r[:, keep] - target[keep][np.newaxis, :])
-    return _trapezoid_rows(x[keep], dev, 0.0, EXP3_MAX_Q)
+    return trapezoid_rows(x[keep], dev, 0.0, EXP3_MAX_Q)
 
 
 def _direction(x: FloatArray, r: FloatArray, band: float) -> FloatArray:

@@ -213,7 +213,7 @@ def read_bioinformatics(item: Item) -> None:
     b = _decimal(cells["b_count"], "b_count")
     if b != b.to_integral_value() or b <= 0:
         raise FlipbenchError(f"b_count {cells['b_count']!r} is not a positive count")
-    item.spec = games._bio(int(b))
+    item.spec = games.bioinformatics_condition(int(b))
     _label(item, cells["optimal_p"], f"b_count {int(b)}")
     _from_column(item, cells["answer"], {"1": "A", "0": "B"})
 
@@ -225,7 +225,7 @@ def read_pennies(item: Item) -> None:
     hh = ratio.quantize(Decimal("0.01"))
     if hh != ratio or hh <= 0:
         raise FlipbenchError(f"payoff_ratio {cells['payoff_ratio']!r} is not a price in cents")
-    item.spec = games._pennies(str(hh))
+    item.spec = games.pennies_condition(str(hh))
     _label(item, cells["optimal_p"], f"payoff_ratio {hh}")
     _from_column(item, cells["answer"], {"1": "Heads", "0": "Tails"})
 
@@ -236,7 +236,7 @@ def read_business(item: Item) -> None:
     payoff = _decimal(cells["affordable_payoff"], "affordable_payoff")
     if payoff <= 0:
         raise FlipbenchError(f"affordable_payoff {cells['affordable_payoff']!r} is not positive")
-    item.spec = games._business(f"{format_percent(payoff)}M")
+    item.spec = games.business_condition(f"{format_percent(payoff)}M")
     _label(item, cells["optimal_p"], f"affordable_payoff {format_percent(payoff)}M")
     mapping = {"1": "Luxury", "0": "Affordable", "luxury": "Luxury", "affordable": "Affordable"}
     _from_column(item, cells["answer"], mapping)

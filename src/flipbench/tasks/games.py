@@ -16,18 +16,18 @@ from flipbench.tasks.definition import ConditionSpec, ExperimentDefinition
 GAME_MAX_TOKENS = 4096
 
 
-def _bio(b: int, a: int = 1000) -> ConditionSpec:
+def bioinformatics_condition(b: int, a: int = 1000) -> ConditionSpec:
     return ConditionSpec(key=f"b={b}", value=str(b), x=a / (a + b),
                          fields={"a": str(a), "b": str(b)})  # fmt: skip
 
 
-def _pennies(hh: str, tt: str = "1.00") -> ConditionSpec:
+def pennies_condition(hh: str, tt: str = "1.00") -> ConditionSpec:
     x = float(Decimal(tt) / (Decimal(hh) + Decimal(tt)))
     return ConditionSpec(key=f"hh={hh}", value=hh, x=x,
                          fields={"hh": hh, "tt": tt, "ht": hh, "th": tt})  # fmt: skip
 
 
-def _business(affordable: str, luxury: str = "10M") -> ConditionSpec:
+def business_condition(affordable: str, luxury: str = "10M") -> ConditionSpec:
     a, lux = Decimal(affordable.removesuffix("M")), Decimal(luxury.removesuffix("M"))
     return ConditionSpec(
         key=f"affordable={affordable}", value=affordable, x=float(a / (a + lux)),
@@ -55,7 +55,10 @@ BIOINFORMATICS = ExperimentDefinition(
     ),
     grids={
         "default": _sorted(
-            [_bio(b) for b in (99000, 1500, 1222, 1083, 1041, 1020, 1000, 961, 667, 10)]
+            [
+                bioinformatics_condition(b)
+                for b in (99000, 1500, 1222, 1083, 1041, 1020, 1000, 961, 667, 10)
+            ]
         ),
     },
     n=100,
@@ -82,7 +85,10 @@ MATCHING_PENNIES = ExperimentDefinition(
     ),
     grids={
         "default": _sorted(
-            [_pennies(hh) for hh in ("100.00", "1.50", "1.02", "1.00", "0.98", "0.67", "0.01")]
+            [
+                pennies_condition(hh)
+                for hh in ("100.00", "1.50", "1.02", "1.00", "0.98", "0.67", "0.01")
+            ]
         ),
     },
     n=100,
@@ -112,7 +118,7 @@ BUSINESS = ExperimentDefinition(
     ),
     grids={
         "default": _sorted(
-            [_business(a) for a in ("0.1M", "1M", "6.7M", "10M", "15M", "90M", "990M")]
+            [business_condition(a) for a in ("0.1M", "1M", "6.7M", "10M", "15M", "90M", "990M")]
         ),
     },
     n=100,

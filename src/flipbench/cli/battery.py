@@ -17,7 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from flipbench import api, benchmark
-from flipbench.cli import DbOption, _fail, _model_options, app, out, plain, user_errors
+from flipbench.cli.common import (
+    DbOption,
+    app,
+    out,
+    parse_model_options,
+    plain,
+    usage_failure,
+    user_errors,
+)
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
 from flipbench.importers import RunImport
@@ -102,7 +110,7 @@ def bench(
     with user_errors(env_file):
         base = RunConfig(  # validates every bound (n too) before anything runs
             n=n, max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
-            model_options=_model_options(model_option or []),
+            model_options=parse_model_options(model_option or []),
         )  # fmt: skip
         if resume is not None:
             model = benchmark.runs_of(db, resume)[0].model
@@ -125,7 +133,7 @@ def leaderboard_cmd(
             raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or markdown)")
         rows = benchmark.leaderboard(db)
     except FlipbenchError as exc:
-        raise _fail(str(exc)) from None
+        raise usage_failure(str(exc)) from None
     header = [
         "rank",
         "model",

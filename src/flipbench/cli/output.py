@@ -1,0 +1,131 @@
+"""How a run's results are printed: the table, CSV or JSON of `show`, and the end of a run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from rich.table import Table
+
+from flipbench import api
+from flipbench.cli.common import out, plain
+from flipbench.results import MAX_REPLY_COST, RunResults
+from flipbench.safety import clean_json, csv_cell, mask_secrets
+
+
+def number_text(x: float | None, digits: int = 3) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _rows(results: RunResults) -> list[dict[str, Any]]:
+    exact = results.run.mode == "exact"
+    rows = []
+    for c in results.conditions:
+        row: dict[str, Any] = {
+            "condition": c.condition,
+            "p": c.p,
+            "rate": c.rate,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "n_valid": c.n_valid,
+            "n_total": c.n_total,
+            "invalid_share": c.invalid_share,
+        }
+        if exact:
+            row["coverage"] = c.coverage
+        rows.append(row)
+    return rows
+
+
+def print_results(results: RunResults, fmt: str = "table") -> None:
+    """Per condition p, rate, interval, counts (and coverage in exact mode); then S."""
+    if fmt == "json":  # stored strings masked; json.dumps escapes every control character
+        print(json.dumps(clean_json(results.to_dict()), indent=2, allow_nan=False))
+        return
+    rows = _rows(results)
+    lo, hi = results.s_ci
+    if fmt == "csv":
+        fields = [*CSV_FIELDS, *(["coverage"] if results.run.mode == "exact" else [])]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        s_row = {"condition": "S", "rate": results.s, "ci_low": lo, "ci_high": hi}
+        for row in [*rows, s_row]:  # text cells cannot start a spreadsheet formula
+            writer.writerow({k: csv_cell(mask_secrets(v) if isinstance(v, str) else v)
+                             for k, v in row.items()})  # fmt: skip
+        print(buffer.getvalue(), end="")
+        return
+    run = results.run
+    table = Table(
+        title=plain(
+            f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
+        )
+    )
+    experiment = results.experiment
+    label = "p %" if experiment.builder_kind == "flip" else "condition"
+    rate = f'P("{experiment.first}")' if experiment.first else "rate"
+    if experiment.kind in ("d-flips", "chained"):
+        rate = "Mean(r)"
+    elif experiment.kind in ("word-pair",):
+        rate = "first word"
+    for name in (label, rate, "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
+        table.add_column(plain(name), justify="right")
+    if run.mode == "exact":
+        table.add_column("coverage", justify="right")
+    for c, row in zip(results.conditions, rows, strict=True):
+        invalid = ", ".join(f"{k} {v}" for k, v in sorted(c.invalid.items())) or "0"
+        name = c.value if label == "p %" else c.condition
+        cells = [name, number_text(c.rate), number_text(c.ci_low), number_text(c.ci_high),
+                 str(c.n_valid), str(c.n_total), invalid]  # fmt: skip
+        if "coverage" in row:
+            cells.append(number_text(c.coverage, 4))
+        table.add_row(*map(plain, cells))
+    out.print(table)
+    interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
+    if not math.isnan(results.s):
+        out.print(f"S = {number_text(results.s)}{interval}")
+    for line in results.lines:
+        out.print(plain(line))
+    cost = cost_line(results)
+    if cost:
+        out.print(cost)
+    if run.message:
+        out.print(plain(f"note: {run.message}"))
+
+
+CSV_FIELDS = ["condition", "p", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid_share"]
+
+
+def cost_line(results: RunResults) -> str | None:
+    """What the run's replies cost. Replies that reported an unusable cost (negative, infinite,
+    NaN, unreadable, above $1M) are said so; when some of them could not be counted at all, the
+    total is a lower bound and shows as `≥ $…`. Never a negative amount."""
+    if results.cost_usd is None and not results.cost_unusable:
+        return None
+    k, uncounted = results.cost_unusable, results.cost_uncounted
+    line = f"cost: {'≥ ' if uncounted else ''}${max(results.cost_usd or 0.0, 0.0):,.4f}"
+    line += f" over {results.n_requests:,} requests"
+    if not k:
+        return line
+    line += (
+        f" ({k:,} repl{'y' if k == 1 else 'ies'} reported an unusable cost: negative, infinite,"
+        f" NaN, unreadable or above ${MAX_REPLY_COST:,.0f};"
+    )
+    if uncounted:
+        return line + f" {uncounted:,} of them not counted)"
+    return line + " counted as $0 or as estimated)"
+
+
+def report_outcome(outcome: api.RunOutcome, *, figures: bool = True) -> None:
+    if outcome.results is not None:
+        print_results(outcome.results)
+    for path in outcome.figures if figures else []:
+        out.print(plain(f"figure: {path}"))
+    if outcome.retries:
+        retries = ", ".join(f"{k} {v}" for k, v in sorted(outcome.retries.items()))
+        out.print(plain(f"retries: {retries}"))
+    if outcome.status != "complete":
+        out.print(plain(f"run {outcome.run_id} is {outcome.status}: {outcome.message or ''}"))

@@ -1,0 +1,212 @@
+"""Commands on single runs: `demo`, `run`, `runs`, `show`, `export`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from flipbench import api
+from flipbench.cli.common import (
+    DbOption,
+    app,
+    out,
+    parse_model_options,
+    plain,
+    usage_failure,
+    user_errors,
+)
+from flipbench.cli.output import number_text, print_results, report_outcome
+from flipbench.config import DEFAULT_DB, RunConfig
+from flipbench.errors import FlipbenchError
+from flipbench.progress import note
+from flipbench.safety import clean_json
+
+
+@app.command()
+def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
+    """Run the single flip on the embedded offline model (exact mode) and draw the curve."""
+    with user_errors():
+        outcome = api.demo(db, progress=True)
+    report_outcome(outcome, figures=False)
+    results = outcome.results
+    assert results is not None
+    rates = [c.rate for c in results.conditions if not math.isnan(c.rate)]
+    out.print()
+    out.print(
+        "What S means: 0 = the rate follows p exactly, 1 = always the likelier side (a step at"
+        " 50 %), 2 = the opposite of what was asked."
+    )
+    out.print(Text.assemble(("figure:", "bold"), " ", plain(outcome.figures[0])))
+    span = max(rates) - min(rates) if rates else float("nan")
+    verdict = "it ignores p" if span < 0.1 else "it moves with p"
+    out.print(
+        f'How to read it: the dots are P("1") for each requested p (exact next-token '
+        f'probabilities, renormalised over "0"/"1"); they span {number_text(min(rates))}–'
+        f"{number_text(max(rates))} while p goes 0 → 1, so {verdict}. The dashed diagonal is a "
+        "perfect coin."
+    )
+    out.print(
+        "Same experiment on an API model:  "
+        "flipbench run single-flip --model openrouter/openai/gpt-5 --n 100"
+    )
+
+
+@app.command()
+def run(
+    experiment: Annotated[str | None, typer.Argument(help="experiment name")] = None,
+    model: Annotated[str, typer.Option("--model", "-m")] = "local/smollm2",
+    n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
+    grid: Annotated[str | None, typer.Option(help="named grid (default, fine, zoom…)")] = None,
+    p: Annotated[
+        str | None, typer.Option("--p", help="explicit p values in percent, e.g. 10,30,49.5")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="sample | exact")] = "sample",
+    d: Annotated[int | None, typer.Option("--d", help="flips per reply (d-flips)")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
+    system_prompt: Annotated[str | None, typer.Option()] = None,
+    constrained: Annotated[bool, typer.Option(help="enforce the answer space")] = False,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="requests in flight (default 4 local, 64 API)")
+    ] = None,
+    max_attempts_factor: Annotated[float, typer.Option(help="attempt cap, × N")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="base of per-sample seeds")] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="stop cleanly once API calls cost this many USD")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="per-request timeout, seconds")] = 60.0,
+    max_retries: Annotated[int, typer.Option(help="retries of one request")] = 8,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option("--model-option", "-M", help="extra request field key=value (JSON value)"),
+    ] = None,
+    answer_from_reasoning: Annotated[
+        bool, typer.Option(help="empty reply: take the last answer in the reasoning (recorded)")
+    ] = False,
+    fallback_to_sample: Annotated[
+        bool, typer.Option(help="sample if the endpoint gives no top_logprobs for --mode exact")
+    ] = False,
+    env_file: Annotated[
+        Path | None, typer.Option(help=".env file with API keys (the environment wins)")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="with --resume: take over a run marked running by a live process that does not"
+            " hold its lock (a reused pid, a container's pid 1); never one that is really running",
+        ),
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Run an experiment (or --resume a stopped run)."""
+    with user_errors(env_file):
+        if resume is not None:
+            if experiment is not None:
+                raise FlipbenchError("--resume continues a stored run; give no experiment")
+            outcome = api.resume_run(
+                resume, db, progress=progress, max_cost=max_cost, notify=note,
+                max_concurrency=max_concurrency, force=force,
+            )  # fmt: skip
+        else:
+            if force:
+                raise FlipbenchError("--force applies to --resume ID only")
+            if experiment is None:
+                from flipbench.tasks import EXPERIMENTS
+
+                known = ", ".join(EXPERIMENTS)
+                raise FlipbenchError(f"name an experiment ({known}) or pass --resume ID")
+            if mode not in ("sample", "exact"):
+                raise FlipbenchError(f"unknown mode {mode!r} (use sample or exact)")
+            config = RunConfig(
+                experiment=experiment,
+                model=model,
+                mode=mode,  # type: ignore[arg-type]
+                n=n,
+                grid=grid,
+                d=d,
+                p_values=[v for v in p.split(",") if v.strip()] if p is not None else None,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                prompt=prompt,
+                system_prompt=system_prompt,
+                constrained=constrained,
+                max_concurrency=max_concurrency,
+                max_attempts_factor=max_attempts_factor,
+                seed=seed,
+                max_cost=max_cost,
+                timeout_s=timeout,
+                max_retries=max_retries,
+                model_options=parse_model_options(model_option or []),
+                answer_from_reasoning=answer_from_reasoning,
+                fallback_to_sample=fallback_to_sample,
+                run_id=run_id,
+            )
+            outcome = api.start_run(config, db, progress=progress, notify=note)
+    report_outcome(outcome)
+
+
+@app.command("runs")
+def runs_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """List the runs in the journal."""
+    try:
+        if fmt not in ("table", "json"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
+        rows = api.list_runs(db)
+    except FlipbenchError as exc:
+        raise usage_failure(str(exc)) from None
+    fields = ("run_id", "experiment", "model", "mode", "display_status", "created_at")
+    if fmt == "json":
+        listing = [{f.removeprefix("display_"): getattr(r, f) for f in fields} for r in rows]
+        print(json.dumps(clean_json(listing), indent=2))
+        return
+    table = Table()
+    for name in ("id", "experiment", "model", "mode", "status", "created"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(*(plain(getattr(r, f)) for f in fields))
+    out.print(table)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="run id (see `flipbench runs`)")],
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Per-condition rates with 95 % intervals, then S."""
+    try:
+        if fmt not in ("table", "csv", "json"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or json)")
+        results = api.run_results(run_id, db)
+    except FlipbenchError as exc:
+        raise usage_failure(str(exc)) from None
+    print_results(results, fmt)
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Write one row per sample (CSV or Parquet)."""
+    try:
+        path = api.export(run_id, fmt, output, db)
+    except FlipbenchError as exc:
+        raise usage_failure(str(exc)) from None
+    out.print(plain(f"wrote {path}"))

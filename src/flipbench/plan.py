@@ -8,19 +8,11 @@ model thinking first).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flipbench.providers.base import Message, Pricing
+from flipbench.providers.base import Pricing, estimate_prompt_tokens
 
-_CHARS_PER_TOKEN = 4
-_TOKENS_PER_MESSAGE = 4
-
-
-def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
-    """A rough token count of a chat prompt."""
-    chars = sum(len(m.get("content", "")) for m in messages)
-    return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
+__all__ = ["Plan", "estimate_prompt_tokens"]
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,17 @@ def exact_distribution(
     return ExactDistribution(raw, coverage, {a: w / total for a, w in weights.items()})
 
 
+_CHARS_PER_TOKEN = 4
+_TOKENS_PER_MESSAGE = 4
+
+
+def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
+    """A rough token count of a chat prompt (≈ 4 characters per token, a few per message for
+    the chat template): the catalogue gives prices, not a tokenizer."""
+    chars = sum(len(str(m.get("content", ""))) for m in messages)
+    return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
+
+
 @dataclass(frozen=True)
 class Pricing:
     """Catalogue prices, USD per token."""

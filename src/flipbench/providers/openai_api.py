@@ -21,8 +21,14 @@ from urllib.parse import unquote, urlsplit
 
 from flipbench.errors import BackendFatalError, BudgetReached, FlipbenchError
 from flipbench.parse import NO_LOGPROBS
-from flipbench.plan import estimate_prompt_tokens
-from flipbench.providers.base import Backend, Message, Pricing, Reply, SampleSettings
+from flipbench.providers.base import (
+    Backend,
+    Message,
+    Pricing,
+    Reply,
+    SampleSettings,
+    estimate_prompt_tokens,
+)
 from flipbench.providers.failures import FailureKind
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import (

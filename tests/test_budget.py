@@ -3,6 +3,7 @@ journaled or counted."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -91,6 +92,11 @@ def test_cap_holds_across_kill_9_cycles_and_nothing_paid_is_unaccounted(
     assert spent == pytest.approx(journaled + lost_cost)
     assert spent >= billed - 1e-9, (spent, billed, lost)
     assert len(rows) + lost >= requests
+    shown = flipbench("show", "b", "--format", "json", "--db", str(db), cwd=tmp_path)
+    assert_ok(shown)
+    reported = json.loads(shown.stdout)
+    assert reported["lost_in_flight"] == {"calls": lost, "counted_usd": lost_cost}
+    assert reported["cost_usd"] == pytest.approx(journaled)
 
 
 def test_in_flight_replies_at_the_cap_are_journaled_not_cancelled(

@@ -53,6 +53,10 @@ class RunResults:
     raw: list[tuple[Condition, list[str], dict[str, float] | None]] = field(default_factory=list)
     cost_unusable: int = 0  # replies whose reported cost could not be used as is
     cost_uncounted: int = 0  # of these, the ones not in cost_usd at all (it is a lower bound)
+    # Paid calls a process had in flight when it died (never journaled), and what the budget
+    # counted for them; not in cost_usd.
+    lost_calls: int = 0
+    lost_cost_usd: float = 0.0
 
     @property
     def n_requests(self) -> int:
@@ -82,6 +86,7 @@ class RunResults:
                 "cost_unusable": self.cost_unusable,
                 "cost_uncounted": self.cost_uncounted,
                 "cost_is_lower_bound": self.cost_uncounted > 0,
+                "lost_in_flight": {"calls": self.lost_calls, "counted_usd": self.lost_cost_usd},
                 "metrics": self.metrics,
             }
         )
@@ -229,7 +234,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         run, experiment, rows, analysis.s, analysis.s_ci,
         costs.total, analysis.metrics, analysis.lines,
         [(c, data[c.key].answers, data[c.key].probs) for c in conditions], costs.unusable,
-        costs.uncounted,
+        costs.uncounted, *journal.lost_calls(run_id),
     )  # fmt: skip
 
 

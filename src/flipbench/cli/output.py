@@ -103,11 +103,16 @@ def cost_line(results: RunResults) -> str | None:
     """What the run's replies cost. Replies that reported an unusable cost (negative, infinite,
     NaN, unreadable, above $1M) are said so; when some of them could not be counted at all, the
     total is a lower bound and shows as `≥ $…`. Never a negative amount."""
-    if results.cost_usd is None and not results.cost_unusable:
+    if results.cost_usd is None and not results.cost_unusable and not results.lost_calls:
         return None
     k, uncounted = results.cost_unusable, results.cost_uncounted
     line = f"cost: {'≥ ' if uncounted else ''}${max(results.cost_usd or 0.0, 0.0):,.4f}"
     line += f" over {results.n_requests:,} requests"
+    if results.lost_calls:
+        line += (
+            f", plus {results.lost_calls:,} paid call(s) lost in flight when a process died"
+            f" (counted at ${results.lost_cost_usd:,.4f})"
+        )
     if not k:
         return line
     line += (

@@ -193,6 +193,21 @@ def test_answer_from_reasoning_only_when_asked_and_marked(tmp_path: Path, allowe
         assert len(rows) == 30 and {r["invalid_category"] for r in rows} == {"truncated"}
 
 
+@pytest.mark.parametrize("name", ["gaussian", "d-flips"])
+def test_answer_from_reasoning_does_not_apply_to_numbers_or_several_answers(
+    tmp_path: Path, name: str
+) -> None:
+    """No single answer of a known set to read: the reply stays invalid, nothing raises."""
+    experiment = get_experiment(name).resolve(n=2)
+    journal = _journal_for(tmp_path, experiment)
+    settings = RunSettings("sample", 2, False, 1.0, None, answer_from_reasoning=True)
+    backend = ReasoningBackend(itertools.repeat("ignored"))
+    asyncio.run(Runner(journal, "r", experiment, backend, settings, SilentReporter()).run())
+    rows = list(journal.samples("r"))
+    assert rows and not any(r["valid"] for r in rows)
+    assert {r["invalid_category"] for r in rows} == {"truncated"}
+
+
 class ConversationBackend(ScriptedBackend):
     """Replies by turn: what it was sent decides the answer, so turn order is checkable."""
 

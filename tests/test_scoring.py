@@ -25,7 +25,7 @@ from flipbench.scoring import (
 
 GRID = [i / 20 for i in range(21)]  # Exp1/Exp2: p = 0, 0.05, ..., 1
 QGRID = [i / 10 for i in range(7)]  # Exp3: q = 0, 0.1, ..., 0.6
-# Exp4 optimal probabilities of the first option, from the integers in experiments.md.
+# Exp4 optimal probabilities of the first option, from the integers in docs/experiments.md.
 BIO = [1000 / (1000 + b) for b in (99000, 1500, 1222, 1083, 1041, 1020, 1000, 961, 667, 10)]
 MP = [1.0 / (hh + 1.0) for hh in (100, 1.50, 1.02, 1.00, 0.98, 0.67, 0.01)]
 BUS = [a / (a + 10.0) for a in (0.1, 1, 6.7, 10, 15, 90, 990)]

@@ -1,4 +1,4 @@
-"""The single-flip definition resolves into exactly the prompts and grids of experiments.md."""
+"""The single-flip definition resolves into exactly the prompts and grids of docs/experiments.md."""
 
 from __future__ import annotations
 

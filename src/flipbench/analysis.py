@@ -1,4 +1,4 @@
-"""Every metric of a run, whatever its experiment: the kind picks the analysis (experiments.md).
+"""Every metric of a run, whatever its experiment: the kind picks it (docs/experiments.md).
 
 The journal gives, per condition, the valid answers (sampled) or the renormalised answer
 distribution (exact). From these this module builds the scoring cells shared with the
@@ -21,7 +21,7 @@ from flipbench.metrics import rate_summary
 from flipbench.scoring import BenchmarkParts, Cell, WordCell, score_benchmark
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
-#: The benchmark part (and game) each experiment feeds, when its settings match benchmark.md.
+#: The benchmark part (and game) each experiment feeds (docs/benchmark.md).
 GAME_PARTS = {"bioinformatics": "bioinformatics", "matching-pennies": "matching_pennies",
               "business": "business"}  # fmt: skip
 
@@ -252,7 +252,7 @@ def states_optimum(text: str, x: float, tolerance: float = 0.01) -> bool:
 
 
 def reasoning_execution(data: Sequence[ConditionData]) -> dict[str, Any] | None:
-    """The reasoning–execution gap (experiments.md): among replies whose reasoning states the
+    """The reasoning–execution gap (docs/experiments.md): among replies whose reasoning states the
     optimal mix, how often they still act like the argmax. None without reply texts (exact)."""
     if not any(t.strip() for d in data for t in d.texts):
         return None

@@ -1,4 +1,4 @@
-"""The 100-point benchmark (benchmark.md): seven runs, one score, a JSON summary, a leaderboard.
+"""The 100-point benchmark (docs/benchmark.md): seven runs, a score, a JSON summary, a leaderboard.
 
 A benchmark is a group of ordinary journaled runs (`<bench id>-exp1`, …) tagged with the same
 `bench_id`, so it resumes run by run and every sample stays inspectable. The score is always

@@ -179,7 +179,7 @@ def parse_tokens(
 ) -> ParsedAnswer:
     """A reply of exactly D answer tokens ("1 0 1"), stored space-joined.
 
-    Chosen (experiments.md): a reply is valid only with exactly D tokens, each an answer;
+    Chosen (docs/experiments.md): a reply is valid only with exactly D tokens, each an answer;
     nothing is padded, truncated or guessed. Separators may be spaces, commas or semicolons.
     """
     truncated = finish_reason == "length"

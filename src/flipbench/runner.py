@@ -267,6 +267,9 @@ class Runner:
                 self.settings.answer_from_reasoning
                 and parsed.category in (InvalidCategory.EMPTY, InvalidCategory.TRUNCATED)
                 and isinstance(reasoning, str)
+                # one answer of a known set: not numbers, not D answers in one reply
+                and condition.answers
+                and experiment.parser != "d-tokens"
             ):
                 # Opt-in only, and marked on the sample: the visible reply held no answer.
                 from_reasoning = parse_last_answer(reasoning, condition.answers)

@@ -1,4 +1,4 @@
-"""The 100-point calibration benchmark (spec: benchmark.md), as pure functions.
+"""The 100-point calibration benchmark (docs/benchmark.md), as pure functions.
 
 Five parts of 20 points each, computed from categorical per-condition data (``Cell`` /
 ``WordCell``) so that sampled runs and exact distributions go through one path. Every part
@@ -7,7 +7,7 @@ for the bootstrap), which keeps the two consistent and makes 1000 replicates che
 
 Undefined values are NaN internally (a condition with no valid answers, a curve with fewer
 than 2 usable points) and propagate to the part and the total; ``to_dict`` writes them as
-None so the JSON stays strict. The spec's **Chosen** readings are ``Readings`` fields.
+None so the JSON stays strict. Where the scoring table leaves a choice, ``Readings`` holds it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class BenchmarkParts:
 
 @dataclass(frozen=True)
 class Readings:
-    """The spec's **Chosen** readings, with its defaults; recorded in every summary."""
+    """The readings chosen where the scoring table leaves a choice (docs/benchmark.md), with
+    their defaults; recorded in every summary."""
 
     exp3_norm_diagonal: float = 0.43  # ∫₀^0.6 max(P, 1 − P) dP: largest diagonal-target area
     exp3_norm_flat: float = 0.36  # the seed's value for the flat P1 = 0.4 target

@@ -2,7 +2,7 @@
 
 The runtime starts llama.cpp's own OpenAI-compatible server on a random loopback port and
 talks to it through the same HTTP client as the API backends, so local and remote runs share
-one request path. Facts this module is built on (measured, see `providers.md`): llama.cpp's
+one request path. Facts this module is built on (measured, see `docs/providers.md`): llama.cpp's
 default samplers (top_k 40, top_p 0.95, min_p 0.05) distort the distribution, so sampled
 requests send neutral ones; a fixed seed repeats the same sample; the prompt cache and batching
 across slots move probabilities in the third decimal, so exact mode uses one slot, no cache.

@@ -196,7 +196,7 @@ class ResolvedExperiment(BaseModel):
 
 
 class ExperimentDefinition(BaseModel):
-    """The data that defines an experiment; see `experiments.md` for where each value comes from."""
+    """The data that defines an experiment; see `docs/experiments.md` for each value."""
 
     model_config = ConfigDict(frozen=True)
 

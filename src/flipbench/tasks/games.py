@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from flipbench.tasks.definition import ConditionSpec, ExperimentDefinition
 
-# Replies reason first: 4,096 tokens leave room for a reasoning model (providers.md); a plain
+# Replies reason first: 4,096 tokens leave room for a reasoning model (docs/providers.md); a plain
 # model stops well before and is billed for what it used.
 GAME_MAX_TOKENS = 4096
 

@@ -9,25 +9,20 @@ print(outcome.results.s)
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import platform
 import secrets
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flipbench import __version__
 from flipbench.config import RunConfig, default_db_path
-from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError, RunInterrupted
+from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.importers.base import ImportReport
-from flipbench.plan import Plan, estimate_prompt_tokens
-from flipbench.progress import reporter_for
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
 from flipbench.results import RunResults, compute_results
-from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
+from flipbench.session import Notify, RunSession
 from flipbench.store import (
     Journal,
     NoJournal,
@@ -40,10 +35,6 @@ from flipbench.store import (
 )
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ResolvedExperiment
-
-Notify = Callable[[str], None]
-
-_LIBS = ("aiohttp", "numpy", "scipy", "pydantic", "xllamacpp")
 
 
 @dataclass
@@ -71,16 +62,6 @@ def run_dir(db: Path, run_id: str) -> Path:
 def new_run_id(experiment: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{experiment}-{secrets.token_hex(2)}"
-
-
-def _package_versions() -> dict[str, Any]:
-    versions: dict[str, Any] = {"flipbench": __version__, "python": platform.python_version()}
-    for name in _LIBS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
@@ -122,162 +103,6 @@ def _check_db(db: Path) -> None:
     check_writable(db)
 
 
-async def _execute(
-    db: Path,
-    run_id: str,
-    config: RunConfig,
-    experiment: ResolvedExperiment,
-    backend: Backend,
-    *,
-    create: bool,
-    progress: bool,
-    notify: Notify,
-) -> tuple[str, str | None, dict[str, int]]:
-    concurrency = config.max_concurrency or backend.default_concurrency
-    await backend.start(concurrency=concurrency, exact=config.mode == "exact")
-    try:
-        await backend.preflight()
-        versions = {**_package_versions(), "model": backend.versions()}
-        if create and config.mode == "exact" and (reason := await backend.exact_unavailable()):
-            config = _fall_back_to_sampling(config, reason, notify)
-            versions["exact_fallback"] = reason
-        with Journal(db) as journal:
-            if create:
-                journal.create_run(
-                    run_id=run_id,
-                    experiment=experiment.name,
-                    model=config.model,
-                    mode=config.mode,
-                    config=config.model_dump(mode="json"),
-                    definition=experiment.model_dump(mode="json"),
-                    definition_hash=experiment.definition_hash(),
-                    versions=versions,
-                )
-            else:
-                _check_same_model(journal.get_run(run_id), versions)
-                if lost := journal.mark_lost_calls(run_id):
-                    notify(f"{lost} paid call(s) were in flight when the run stopped: counted")
-                _check_budget_left(journal, run_id, config)
-                journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
-                journal.set_status(run_id, "running")
-            # The budget belongs to the run: what its journal says was spent counts against it,
-            # including calls a killed process had in flight (paid, never journaled).
-            backend.set_spent(journal.spent(run_id))
-            status = "interrupted"
-            message: str | None = f"stopped; continue with --resume {run_id}"
-            try:
-                try:
-                    runner = await _run_runner(
-                        journal, run_id, config, experiment, backend, concurrency, progress, notify
-                    )
-                except ExactUnavailable as exc:  # found out mid-run: the endpoint said nothing
-                    config = _fall_back_to_sampling(config, str(exc), notify)
-                    journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
-                    journal.update_versions(run_id, {**versions, "exact_fallback": str(exc)})
-                    runner = await _run_runner(
-                        journal, run_id, config, experiment, backend, concurrency, progress, notify
-                    )
-                short = runner.short_conditions
-                status = "complete" if not short else "incomplete"
-                if short:
-                    cap = (
-                        f"{EXACT_MAX_ATTEMPTS} attempts"
-                        if config.mode == "exact"
-                        else f"{config.max_attempts_factor:g}×N attempts"
-                    )
-                    message = (
-                        f"{len(short)} condition(s) ended short of N valid after {cap}:"
-                        f" {', '.join(short[:5])}"
-                    )
-                else:
-                    message = None
-            except BudgetReached as exc:
-                # The calls in flight at the cap finished and were journaled: the journal says
-                # what was spent in the end.
-                status = "stopped"
-                spent = journal.spent(run_id)
-                message = (
-                    f"budget reached: spent ${spent:.4f} of ${exc.limit:.4f}; continue with"
-                    f" --resume {run_id} --max-cost <more>"
-                )
-            except FlipbenchError as exc:
-                status, message = "failed", str(exc)
-                raise
-            except Exception as exc:  # recorded, then re-raised: a bug must not look like a pause
-                status, message = "failed", f"internal error: {exc!r}"
-                raise
-            finally:
-                journal.set_status(run_id, status, message)
-            return status, message, backend.retry_counts()
-    finally:
-        await backend.close()
-
-
-def _check_budget_left(journal: Journal, run_id: str, config: RunConfig) -> None:
-    """A resume at a cap the run has already spent would stop at once: say so instead."""
-    spent = journal.spent(run_id)
-    if config.max_cost is not None and spent >= config.max_cost:
-        raise FlipbenchError(
-            f"run {run_id} has already spent ${spent:.4f} of its ${config.max_cost:.4f} budget;"
-            f" resume with a larger --max-cost to continue"
-        )
-
-
-def _fall_back_to_sampling(config: RunConfig, reason: str, notify: Notify) -> RunConfig:
-    """Sample instead of reading probabilities, but only when the user asked for it."""
-    if not config.fallback_to_sample:
-        raise FlipbenchError(f"{reason}; use --mode sample, or add --fallback-to-sample")
-    notify(f"{reason}; sampling instead (--fallback-to-sample)")
-    return config.model_copy(update={"mode": "sample"})
-
-
-async def _run_runner(
-    journal: Journal,
-    run_id: str,
-    config: RunConfig,
-    experiment: ResolvedExperiment,
-    backend: Backend,
-    concurrency: int,
-    progress: bool,
-    notify: Notify,
-) -> Runner:
-    """Print the plan (API backends), then run every condition up to its target."""
-    settings = RunSettings(
-        mode=config.mode,
-        concurrency=concurrency * backend.tasks_per_slot,
-        constrained=config.constrained,
-        max_attempts_factor=config.max_attempts_factor,
-        seed=config.seed,
-        answer_from_reasoning=config.answer_from_reasoning,
-    )
-    reporter = reporter_for(run_id, progress)
-    runner = Runner(journal, run_id, experiment, backend, settings, reporter)
-    if backend.prints_plan:
-        calls, most = runner.plan_counts()
-        conditions = experiment.conditions()
-        max_tokens = 1 if config.mode == "exact" else experiment.max_tokens
-        notify(
-            Plan(
-                conditions=len(conditions),
-                calls=calls,
-                max_calls=most,
-                prompt_tokens=estimate_prompt_tokens(conditions[0].messages) if conditions else 0,
-                max_tokens=max_tokens,
-                pricing=await backend.pricing(),
-            ).line()
-        )
-    await runner.run()
-    return runner
-
-
-def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
-    """A resume must talk to the same model file the run started with."""
-    before = run.versions.get("model", {}).get("gguf_sha256")
-    after = versions["model"].get("gguf_sha256")
-    if before and after and before != after:
-        raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
-
-
 def _finish(
     db: Path, run_id: str, status: str, message: str | None, retries: dict[str, int] | None = None
 ) -> RunOutcome:
@@ -289,25 +114,23 @@ def _finish(
     return RunOutcome(run_id, status, message, results, figures, db, retries or {})
 
 
-def _run(
-    db: Path,
-    run_id: str,
-    config: RunConfig,
-    experiment: ResolvedExperiment,
-    backend: Backend,
-    create: bool,
-    progress: bool,
-    notify: Notify | None,
-) -> RunOutcome:
-    """Execute on a fresh event loop; Ctrl-C leaves a journaled, resumable run behind."""
+def _sync(run_id: str, job: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
+    """Run on a fresh event loop; Ctrl-C leaves a journaled, resumable run behind."""
     try:
-        job = _execute(
-            db, run_id, config, experiment, backend,
-            create=create, progress=progress, notify=notify or _silent,
-        )  # fmt: skip
-        status, message, retries = asyncio.run(job)
+        return asyncio.run(job)
     except KeyboardInterrupt:
         raise RunInterrupted(run_id) from None
+
+
+async def _session(
+    db: Path, run_id: str, config: RunConfig, experiment: ResolvedExperiment, backend: Backend,
+    *, create: bool, progress: bool, notify: Notify | None,
+) -> RunOutcome:  # fmt: skip
+    session = RunSession(
+        db, run_id, config, experiment, backend, create=create, progress=progress,
+        notify=notify or _silent,
+    )  # fmt: skip
+    status, message, retries = await session.execute()
     return _finish(db, run_id, status, message, retries)
 
 
@@ -322,6 +145,22 @@ def start_run(
 
     `notify` receives one-line notices meant for a person (the plan of an API run, a fallback).
     """
+    if config.run_id is None:  # named here, so that Ctrl-C can say which run to resume
+        experiment, _ = _resolve(config)
+        config = config.model_copy(update={"run_id": new_run_id(experiment.name)})
+    assert config.run_id is not None
+    return _sync(config.run_id, start_run_async(config, db, progress=progress, notify=notify))
+
+
+async def start_run_async(
+    config: RunConfig,
+    db: Path | None = None,
+    *,
+    progress: bool = False,
+    notify: Notify | None = None,
+) -> RunOutcome:
+    """`start_run` on the caller's event loop, so that several runs can go side by side
+    (each holds its own lock and backend; the journal serialises their writes)."""
     db = db or default_db_path()
     experiment, cls = _resolve(config)
     _check_db(db)
@@ -335,7 +174,9 @@ def start_run(
         except NoJournal:  # none yet (or another process is creating it right now)
             pass
         backend = cls.from_config(config)
-        return _run(db, run_id, config, experiment, backend, True, progress, notify)
+        return await _session(
+            db, run_id, config, experiment, backend, create=True, progress=progress, notify=notify
+        )
 
 
 def resume_run(
@@ -349,6 +190,27 @@ def resume_run(
     force: bool = False,
 ) -> RunOutcome:
     """Top every condition of a stopped run up to N valid samples; never replays or duplicates.
+
+    Only how the run is executed may change on resume (budget, concurrency), never what it asks.
+    """
+    job = resume_run_async(
+        run_id, db, progress=progress, max_cost=max_cost, max_concurrency=max_concurrency,
+        notify=notify, force=force,
+    )  # fmt: skip
+    return _sync(run_id, job)
+
+
+async def resume_run_async(
+    run_id: str,
+    db: Path | None = None,
+    *,
+    progress: bool = False,
+    max_cost: float | None = None,
+    max_concurrency: int | None = None,
+    notify: Notify | None = None,
+    force: bool = False,
+) -> RunOutcome:
+    """`resume_run` on the caller's event loop.
 
     Only how the run is executed may change on resume (budget, concurrency), never what it asks.
     The run's lock is held throughout: a run another process holds is refused (even with
@@ -372,7 +234,9 @@ def resume_run(
         if run.status == "complete":
             return _finish(db, run_id, run.status, "already complete")
         backend = backend_class(config.model).from_config(config)
-        return _run(db, run_id, config, experiment, backend, False, progress, notify)
+        return await _session(
+            db, run_id, config, experiment, backend, create=False, progress=progress, notify=notify
+        )
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

@@ -1,0 +1,205 @@
+"""One run's life on an event loop: the backend started and closed, the run created or
+reopened in the journal, its budget taken from the journal, exact mode's fallback, the plan of a
+paid run, the runner, and the status recorded whatever happens.
+
+The Python API (`api`) wraps it: synchronously (one run, a fresh loop) or asynchronously, so
+that several runs (a sweep) can share one event loop.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flipbench import __version__
+from flipbench.config import RunConfig
+from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
+from flipbench.plan import Plan, estimate_prompt_tokens
+from flipbench.progress import reporter_for
+from flipbench.providers.base import Backend
+from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
+from flipbench.store import Journal, RunRow
+from flipbench.tasks.definition import ResolvedExperiment
+
+Notify = Callable[[str], None]
+
+_LIBS = ("aiohttp", "numpy", "scipy", "pydantic", "xllamacpp")
+
+
+def _silent(text: str) -> None:
+    """Notices go nowhere unless the caller asks for them."""
+
+
+def package_versions() -> dict[str, Any]:
+    """flipbench's, Python's and the main libraries' versions, recorded with every run."""
+    versions: dict[str, Any] = {"flipbench": __version__, "python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class RunSession:
+    """Executes one run (new or resumed) against one backend; `execute` returns the status the
+    run ended with, the message recorded with it, and the retries by class."""
+
+    db: Path
+    run_id: str
+    config: RunConfig
+    experiment: ResolvedExperiment
+    backend: Backend
+    create: bool
+    progress: bool = False
+    notify: Notify = field(default=_silent)
+
+    async def execute(self) -> tuple[str, str | None, dict[str, int]]:
+        backend, config = self.backend, self.config
+        concurrency = config.max_concurrency or backend.default_concurrency
+        await backend.start(concurrency=concurrency, exact=config.mode == "exact")
+        try:
+            await backend.preflight()
+            versions = {**package_versions(), "model": backend.versions()}
+            exact = self.create and config.mode == "exact"
+            if exact and (reason := await backend.exact_unavailable()):
+                self._fall_back_to_sampling(reason)
+                versions["exact_fallback"] = reason
+            with Journal(self.db) as journal:
+                self._open(journal, versions)
+                status, message = await self._run(journal, versions, concurrency)
+            return status, message, backend.retry_counts()
+        finally:
+            await backend.close()
+
+    def _open(self, journal: Journal, versions: dict[str, Any]) -> None:
+        """Create the run, or reopen it for a resume; either way its budget starts from what
+        its journal says was spent (calls a killed process had in flight included)."""
+        run_id, config, experiment = self.run_id, self.config, self.experiment
+        if self.create:
+            journal.create_run(
+                run_id=run_id,
+                experiment=experiment.name,
+                model=config.model,
+                mode=config.mode,
+                config=config.model_dump(mode="json"),
+                definition=experiment.model_dump(mode="json"),
+                definition_hash=experiment.definition_hash(),
+                versions=versions,
+            )
+        else:
+            _check_same_model(journal.get_run(run_id), versions)
+            if lost := journal.mark_lost_calls(run_id):
+                self.notify(f"{lost} paid call(s) were in flight when the run stopped: counted")
+            _check_budget_left(journal, run_id, config)
+            journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
+            journal.set_status(run_id, "running")
+        self.backend.set_spent(journal.spent(run_id))
+
+    async def _run(
+        self, journal: Journal, versions: dict[str, Any], concurrency: int
+    ) -> tuple[str, str | None]:
+        """Run to the end, and record how it ended whatever happens (a bug is recorded as
+        `failed`, then re-raised: it must not look like a pause)."""
+        run_id = self.run_id
+        status = "interrupted"
+        message: str | None = f"stopped; continue with --resume {run_id}"
+        try:
+            try:
+                runner = await self._runner(journal, concurrency)
+            except ExactUnavailable as exc:  # found out mid-run: the endpoint said nothing
+                self._fall_back_to_sampling(str(exc))
+                journal.set_mode(run_id, self.config.mode, self.config.model_dump(mode="json"))
+                journal.update_versions(run_id, {**versions, "exact_fallback": str(exc)})
+                runner = await self._runner(journal, concurrency)
+            status, message = self._ending(runner.short_conditions)
+        except BudgetReached as exc:
+            # The calls in flight at the cap finished and were journaled: the journal says
+            # what was spent in the end.
+            status = "stopped"
+            message = (
+                f"budget reached: spent ${journal.spent(run_id):.4f} of ${exc.limit:.4f};"
+                f" continue with --resume {run_id} --max-cost <more>"
+            )
+        except FlipbenchError as exc:
+            status, message = "failed", str(exc)
+            raise
+        except Exception as exc:
+            status, message = "failed", f"internal error: {exc!r}"
+            raise
+        finally:
+            journal.set_status(run_id, status, message)
+        return status, message
+
+    def _ending(self, short: list[str]) -> tuple[str, str | None]:
+        if not short:
+            return "complete", None
+        cap = (
+            f"{EXACT_MAX_ATTEMPTS} attempts"
+            if self.config.mode == "exact"
+            else f"{self.config.max_attempts_factor:g}×N attempts"
+        )
+        return "incomplete", (
+            f"{len(short)} condition(s) ended short of N valid after {cap}: {', '.join(short[:5])}"
+        )
+
+    def _fall_back_to_sampling(self, reason: str) -> None:
+        """Sample instead of reading probabilities, but only when the user asked for it."""
+        if not self.config.fallback_to_sample:
+            raise FlipbenchError(f"{reason}; use --mode sample, or add --fallback-to-sample")
+        self.notify(f"{reason}; sampling instead (--fallback-to-sample)")
+        self.config = self.config.model_copy(update={"mode": "sample"})
+
+    async def _runner(self, journal: Journal, concurrency: int) -> Runner:
+        """Print the plan (paid backends), then run every condition up to its target."""
+        config, backend, experiment = self.config, self.backend, self.experiment
+        settings = RunSettings(
+            mode=config.mode,
+            concurrency=concurrency * backend.tasks_per_slot,
+            constrained=config.constrained,
+            max_attempts_factor=config.max_attempts_factor,
+            seed=config.seed,
+            answer_from_reasoning=config.answer_from_reasoning,
+        )
+        reporter = reporter_for(self.run_id, self.progress)
+        runner = Runner(journal, self.run_id, experiment, backend, settings, reporter)
+        if backend.prints_plan:
+            calls, most = runner.plan_counts()
+            conditions = experiment.conditions()
+            self.notify(
+                Plan(
+                    conditions=len(conditions),
+                    calls=calls,
+                    max_calls=most,
+                    prompt_tokens=estimate_prompt_tokens(conditions[0].messages)
+                    if conditions
+                    else 0,
+                    max_tokens=1 if config.mode == "exact" else experiment.max_tokens,
+                    pricing=await backend.pricing(),
+                ).line()
+            )
+        await runner.run()
+        return runner
+
+
+def _check_budget_left(journal: Journal, run_id: str, config: RunConfig) -> None:
+    """A resume at a cap the run has already spent would stop at once: say so instead."""
+    spent = journal.spent(run_id)
+    if config.max_cost is not None and spent >= config.max_cost:
+        raise FlipbenchError(
+            f"run {run_id} has already spent ${spent:.4f} of its ${config.max_cost:.4f} budget;"
+            f" resume with a larger --max-cost to continue"
+        )
+
+
+def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
+    """A resume must talk to the same model file the run started with."""
+    before = run.versions.get("model", {}).get("gguf_sha256")
+    after = versions["model"].get("gguf_sha256")
+    if before and after and before != after:
+        raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")

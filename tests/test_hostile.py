@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,18 +41,25 @@ def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultConfig]:
     yield FaultConfig(hostile="all", huge_bytes=300_000, seed=1)
 
 
+def _run_against(
+    config: FaultConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_id: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, int]]:
+    """One run, one request at a time, against the server; what it printed and what was served."""
+    with running_in_thread(config) as server:
+        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
+        proc = flipbench(
+            *RUN, *args, "--max-retries", "1", "--max-concurrency", "1", "--run-id", run_id,
+            "--db", str(tmp_path / "j.db"), cwd=tmp_path, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        return proc, server.counts
+
+
 def test_every_hostile_shape_is_a_sample_and_show_survives(
     hostile: FaultConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     db = tmp_path / "j.db"
-    with running_in_thread(hostile) as server:
-        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
-        proc = flipbench(
-            *RUN, "--grid", "zoom", "--n", "6", "--max-retries", "1", "--timeout", "10",
-            "--max-concurrency", "1", "--run-id", "hostile", "--db", str(db),
-            cwd=tmp_path, timeout=RUN_TIMEOUT,
-        )  # fmt: skip
-        counts = server.counts
+    proc, counts = _run_against(hostile, monkeypatch, tmp_path, "hostile", "--grid", "zoom",
+                                "--n", "6", "--timeout", "10")  # fmt: skip
     assert_ok(proc)
     rows = _rows(db)
     # Every request the server answered is in the journal: as a row or an attempt kept with one.
@@ -106,13 +114,7 @@ def test_exact_mode_survives_every_hostile_shape(
     hostile: FaultConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     db = tmp_path / "j.db"
-    with running_in_thread(hostile) as server:
-        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
-        proc = flipbench(
-            *RUN, "--mode", "exact", "--max-retries", "1", "--max-concurrency", "1",
-            "--run-id", "exact", "--db", str(db), cwd=tmp_path, timeout=RUN_TIMEOUT,
-        )  # fmt: skip
-        counts = server.counts
+    proc, counts = _run_against(hostile, monkeypatch, tmp_path, "exact", "--mode", "exact")
     assert_ok(proc)
     rows = _rows(db)
     assert _attempts(rows) == counts["requests"]

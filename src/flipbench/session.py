@@ -94,9 +94,10 @@ class RunSession:
             )
         else:
             _check_same_model(journal.get_run(run_id), versions)
-            if lost := journal.mark_lost_calls(run_id):
+            lost = journal.mark_lost_calls(run_id)
+            _check_budget_left(journal, run_id, config)  # a refusal is one line, nothing more
+            if lost:
                 self.notify(f"{lost} paid call(s) were in flight when the run stopped: counted")
-            _check_budget_left(journal, run_id, config)
             journal.set_mode(run_id, config.mode, config.model_dump(mode="json"))
             journal.set_status(run_id, "running")
         self.backend.set_spent(journal.spent(run_id))

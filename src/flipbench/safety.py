@@ -84,22 +84,23 @@ def _url_password(url: str) -> str | None:
         return None
 
 
-_environment: frozenset[str] | None = None
+_secrets: frozenset[str] | None = None
 
 
 def refresh_environment_secrets() -> None:
     """Read the environment's secrets again (after a `.env` file is loaded, when a backend is
     made); scanning the environment for every string cleaned would cost more than the request."""
-    global _environment
-    _environment = frozenset(v for v in _environment_secrets() if len(v) >= _MIN_SECRET_LEN)
+    global _secrets
+    found = {v for v in _environment_secrets() if len(v) >= _MIN_SECRET_LEN}
+    _secrets = frozenset(found | _registered)  # one set, built here, not per string cleaned
 
 
 def secret_values() -> frozenset[str]:
-    """Every value currently treated as a secret."""
-    if _environment is None:
+    """Every value currently treated as a secret (registered keys and the environment's)."""
+    if _secrets is None:
         refresh_environment_secrets()
-    assert _environment is not None
-    return _environment | _registered
+    assert _secrets is not None
+    return _secrets
 
 
 @lru_cache(maxsize=16)

@@ -23,8 +23,8 @@ def timed(mode: str, n: int | None, db: Path) -> tuple[float, int, float | None]
     started = time.perf_counter()
     outcome = run_benchmark("local/smollm2", db, mode=mode, n=n)
     wall = time.perf_counter() - started
-    calls = sum(c["n_total"] for run in outcome.summary["runs"] for c in run["conditions"])
-    return wall, calls, outcome.summary["total"]["score"]
+    calls = sum(c.n_total for run in outcome.summary.runs for c in run.conditions)
+    return wall, calls, outcome.summary.total.score
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from flipbench.analysis import ConditionData, analyse
+from flipbench.analysis import ConditionData
+from flipbench.kinds import analyse
 from flipbench.tasks import get_experiment
 
 
@@ -39,7 +40,7 @@ def test_game_direction_score_counts_adjacent_signs() -> None:
     # signs: 0, +1, 0, +1, −1, +1 → raw = 2/6, d = (raw + 1) / 2 = 2/3
     assert result.metrics["direction_raw"]["value"] == pytest.approx(2 / 6)
     d = result.metrics["direction_d"]
-    assert d["value"] == pytest.approx(2 / 3) and d["ci_low"] <= 2 / 3 <= d["ci_high"]
+    assert d["value"] == pytest.approx(2 / 3) and d["low"] <= 2 / 3 <= d["high"]
     assert any("direction score d = 0.667" in line for line in result.lines)
 
 
@@ -74,7 +75,7 @@ def test_ternary_areas_and_kl() -> None:
     assert areas["S0"]["value"] == pytest.approx(0.18 / 0.43)
     assert areas["S2"]["value"] == pytest.approx(0.18 / 0.43)
     # Every answer is "1": a redraw of each condition gives the same, so the interval is a point.
-    assert areas["S1"]["ci_low"] == areas["S1"]["ci_high"] == pytest.approx(1.0)
+    assert areas["S1"]["low"] == areas["S1"]["high"] == pytest.approx(1.0)
     assert result.metrics["per_q"]["20"]["kl"] is not None
     assert math.isnan(result.s)
 
@@ -93,7 +94,7 @@ def test_gaussian_and_word_bias() -> None:
 
 
 def test_reasoning_execution_gap_of_games() -> None:
-    from flipbench.analysis import states_optimum
+    from flipbench.kinds.curve import states_optimum
 
     assert states_optimum("1000 / (1000 + 1500) = 40%, so map R to A with probability 40 %", 0.4)
     assert states_optimum("B should get 60% of such reads", 0.4)  # the other option's share

@@ -279,7 +279,7 @@ def test_show_json_exact(exact_json: dict[str, Any]) -> None:
     s = exact_json["S"]
     expected = step_likeness([c["p"] for c in conditions], [c["rate"] for c in conditions])
     assert s["value"] == pytest.approx(expected, rel=1e-12)
-    assert s["ci_low"] == s["value"] == s["ci_high"]
+    assert s["low"] == s["value"] == s["high"]
 
 
 @pytest.mark.slow
@@ -300,7 +300,7 @@ def test_show_json_sample(sample_json: dict[str, Any]) -> None:
     s = sample_json["S"]
     expected = step_likeness([c["p"] for c in conditions], [c["rate"] for c in conditions])
     assert s["value"] == pytest.approx(expected, rel=1e-12)
-    assert s["ci_low"] <= s["ci_high"]
+    assert s["low"] <= s["high"]
 
 
 def _check_show_csv(rows: list[dict[str, str]], data: dict[str, Any], exact: bool) -> None:
@@ -321,8 +321,8 @@ def _check_show_csv(rows: list[dict[str, str]], data: dict[str, Any], exact: boo
     assert s_row["condition"] == "S"
     assert s_row["p"] == ""
     assert float(s_row["rate"]) == pytest.approx(data["S"]["value"], rel=1e-12)
-    assert float(s_row["ci_low"]) == pytest.approx(data["S"]["ci_low"], rel=1e-12)
-    assert float(s_row["ci_high"]) == pytest.approx(data["S"]["ci_high"], rel=1e-12)
+    assert float(s_row["ci_low"]) == pytest.approx(data["S"]["low"], rel=1e-12)
+    assert float(s_row["ci_high"]) == pytest.approx(data["S"]["high"], rel=1e-12)
 
 
 @pytest.mark.slow

@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 
 from flipbench.providers.limits import Budget
 from flipbench.providers.openai_compat import (
+    CHAT,
+    COMPLETIONS,
     MALFORMED,
     MAX_CONTENT_CHARS,
     MAX_JSON_DEPTH,
     Exchange,
+    answer_logprobs,
     parse_json,
     reported_cost,
     to_reply,
@@ -135,24 +138,30 @@ def test_secrets_in_a_reply_are_masked_before_anything_keeps_it() -> None:
     assert "plainkey0123456789" not in text and "the test server" in (failed.error or "")
 
 
+def _containers(kids: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+
+
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda kids: (
-        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
-    ),
-    max_leaves=20,
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(), _containers, max_leaves=20
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(JSON_VALUES)
 def test_any_json_body_is_a_reply_not_an_exception(body: Any) -> None:
-    for wrapped in (body, {"choices": [body]}, {"choices": [{"message": body}], "usage": body}):
+    shapes = (
+        body, {"choices": [body]}, {"choices": [{"message": body}], "usage": body},
+        {"choices": [{"text": body, "logprobs": body}], "usage": body},
+    )  # fmt: skip
+    for wrapped in shapes:
         try:
             text = json.dumps(wrapped)
         except ValueError:
             continue
-        ex = Exchange({}, 200, {}, text, parse_json(text), None, 0.0)
-        reply = to_reply(ex, ex.failure())
-        json.dumps(reply.response)  # storable as JSON
-        assert reply.content is None or isinstance(reply.content, str)
+        for endpoint in (CHAT, COMPLETIONS):  # chat messages, and text completions (raw)
+            ex = Exchange({}, 200, {}, text, parse_json(text), None, 0.0, endpoint=endpoint)
+            reply = to_reply(ex, ex.failure())
+            json.dumps(reply.response)  # storable as JSON
+            assert reply.content is None or isinstance(reply.content, str)
+            answer_logprobs(reply.response, ["0", "1"])  # exact mode reads any shape too

@@ -1,4 +1,4 @@
-"""Tests for flipbench.report.panels: real PNG/SVG files, the text they carry, byte-identical
+"""Tests for flipbench.figures.panels: real PNG/SVG files, the text they carry, byte-identical
 re-renders, and clear errors on bad input. Synthetic inputs only (no journal, no model)."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flipbench.metrics import step_likeness
-from flipbench.report.figure import response_curve
-from flipbench.report.panels import (
+from flipbench.figures.figure import response_curve
+from flipbench.figures.panels import (
     CountSample,
     GaussianSample,
     PositionS,
@@ -32,6 +31,7 @@ from flipbench.report.panels import (
     ternary_panels,
     word_bias,
 )
+from flipbench.metrics import step_likeness
 from flipbench.results import ConditionResult, RunResults
 from flipbench.store import RunRow
 from flipbench.tasks import get_experiment

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run, run_id_of
 
-from flipbench.report.common import fmt_s
-from flipbench.report.panels import (
+from flipbench.figures.common import fmt_s
+from flipbench.figures.panels import (
     GaussianSample,
     WordPair,
     gaussian_panels,
     word_bias_runs,
 )
-from flipbench.report.run_data import pick_p, shown_positions
+from flipbench.figures.run_data import pick_p, shown_positions
 from flipbench.report.run_figures import (
     figures_for,
     figures_for_run,

@@ -90,6 +90,7 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
         raise FlipbenchError("--constrained applies to sampling; exact mode reads probabilities")
     if config.constrained and not cls.supports_constrained:
         raise FlipbenchError(f"{config.model} cannot constrain its answers")
+    cls.check_protocol(experiment.protocol.kind)  # e.g. raw text needs a completions endpoint
     if config.run_id is not None:
         validate_run_id(config.run_id)
     return experiment, cls

@@ -7,26 +7,33 @@ recomputed from the journal: the summary JSON is a report, never the source of t
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from flipbench import __version__
 from flipbench.analysis import ConditionData, cells, flip_cells, pair_cells, word_cells
+from flipbench.benchmark_models import (
+    SCHEMA_VERSION,
+    BenchmarkSummary,
+    BootstrapSettings,
+    PartName,
+    PartsSummary,
+    RunSummary,
+    ScoreEstimate,
+    SummaryReadings,
+)
 from flipbench.config import RunConfig
 from flipbench.errors import FlipbenchError
 from flipbench.providers import backend_class
-from flipbench.results import RunResults, compute_results, strict_json
+from flipbench.results import RunResults, compute_results
 from flipbench.scoring import BenchmarkParts, bootstrap_benchmark, score_benchmark
 from flipbench.store import Journal, RunRow, validate_run_id
 from flipbench.tasks import get_experiment
 
-SCHEMA_VERSION = "1"
 N_BOOT = 1000
 
 
@@ -35,7 +42,7 @@ class PartRun:
     """One run of the benchmark: which part it feeds and with what experiment settings."""
 
     key: str  # run-id suffix
-    part: str  # exp1 … exp5
+    part: PartName
     experiment: str
     d: int | None = None
     game: str | None = None
@@ -56,7 +63,7 @@ PART_RUNS = (
 class BenchmarkOutcome:
     bench_id: str
     model: str
-    summary: dict[str, Any]
+    summary: BenchmarkSummary
     path: Path | None
     statuses: dict[str, str]
 
@@ -123,7 +130,7 @@ def run_benchmark(
     summary = summarize(db, bench_id)
     path = json_path or api.run_dir(db, bench_id) / "benchmark.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    path.write_text(summary.to_json())
     return BenchmarkOutcome(bench_id, model, summary, path, statuses)
 
 
@@ -171,84 +178,106 @@ def parts_of(results: dict[str, RunResults]) -> BenchmarkParts:
     )
 
 
-def summarize(db: Path, bench_id: str, *, n_boot: int = N_BOOT) -> dict[str, Any]:
-    """The summary JSON (docs/benchmark-summary.schema.json) recomputed from the journal."""
+def summarize(db: Path, bench_id: str, *, n_boot: int = N_BOOT) -> BenchmarkSummary:
+    """The summary (docs/benchmark-summary.schema.json) recomputed from the journal.
+
+    Undefined numbers (NaN in scoring) become None: the models' one NaN policy.
+    """
     results = _results(db, bench_id)
     parts = parts_of(results)
     score = score_benchmark(parts)
     intervals = bootstrap_benchmark(parts, n_boot=n_boot, seed=0)
-    scored: Any = score.to_dict()
-    runs = []
-    for run in PART_RUNS:
-        r = results.get(run.key)
-        if r is None:
-            continue
-        runs.append(
-            {
-                "part": run.part,
-                "run_id": r.run.run_id,
-                "experiment": r.experiment.name,
-                "status": r.run.display_status,
-                "mode": r.run.mode,
-                "constrained": bool(r.run.config.get("constrained")),
-                "settings": {
-                    "temperature": r.experiment.temperature,
-                    "max_tokens": r.experiment.max_tokens,
-                    "n": r.experiment.n,
-                    "d": r.experiment.d,
-                    "prompt_version": r.experiment.version,
-                    "definition_hash": r.run.definition_hash,
-                    "model_options": r.run.config.get("model_options") or {},
-                    "answer_from_reasoning": bool(r.run.config.get("answer_from_reasoning")),
-                },
-                "conditions": [
-                    {
-                        "key": c.condition,
-                        "x": c.p,
-                        "n_valid": c.n_valid,
-                        "n_total": c.n_total,
-                        "invalid_share": c.invalid_share,
-                        "invalid": c.invalid,
-                    }
-                    for c in r.conditions
-                ],
-                "cost_usd": r.cost_usd,
-            }
-        )
+    runs = [_run_summary(run, r) for run in PART_RUNS if (r := results.get(run.key)) is not None]
     first = next(iter(results.values()))
-    part_scores = {
-        name: {**body, "ci": list(intervals.intervals[name])}
-        for name, body in scored["parts"].items()
-    }
-    summary = {
-        "schema_version": SCHEMA_VERSION,
-        "bench_id": bench_id,
-        "model": first.run.model,
-        "created_at": min(r.run.created_at for r in results.values()),
-        "flipbench_version": __version__,
-        "model_versions": first.run.versions.get("model", {}),
-        "complete": len(results) == len(PART_RUNS)
+    part_scores = PartsSummary.model_validate(
+        {
+            name: {
+                "score": p.score,
+                "ci": intervals.intervals[name],
+                "max_score": p.max_score,
+                "metrics": p.metrics,
+                "notes": list(p.notes),
+            }
+            for name, p in score.parts.items()
+        }
+    )
+    return BenchmarkSummary(
+        schema_version=SCHEMA_VERSION,
+        bench_id=bench_id,
+        model=first.run.model,
+        created_at=min(r.run.created_at for r in results.values()),
+        flipbench_version=__version__,
+        model_versions=first.run.versions.get("model", {}),
+        complete=len(results) == len(PART_RUNS)
         and all(r.run.display_status == "complete" for r in results.values()),
-        "total": {"score": scored["total"], "ci": list(intervals.intervals["total"])},
-        "max_total": 100.0,
-        "parts": part_scores,
-        "readings": scored["readings"],
-        "bootstrap": {"n_boot": n_boot, "confidence": 0.95, "seed": 0, "method": "percentile"},
-        "runs": runs,
-    }
-    clean: dict[str, Any] = strict_json(summary)
-    return clean
+        total=ScoreEstimate(score=score.total, ci=intervals.intervals["total"]),
+        max_total=100.0,
+        parts=part_scores,
+        readings=SummaryReadings.model_validate(score.readings),
+        bootstrap=BootstrapSettings(
+            n_boot=n_boot, confidence=intervals.confidence, seed=intervals.seed, method="percentile"
+        ),
+        runs=runs,
+    )
+
+
+def _run_summary(run: PartRun, r: RunResults) -> RunSummary:
+    """One run as the summary records it: settings and per-condition counts."""
+    return RunSummary.model_validate(
+        {
+            "part": run.part,
+            "run_id": r.run.run_id,
+            "experiment": r.experiment.name,
+            "status": r.run.display_status,
+            "mode": r.run.mode,
+            "constrained": bool(r.run.config.get("constrained")),
+            "settings": {
+                "temperature": r.experiment.temperature,
+                "max_tokens": r.experiment.max_tokens,
+                "n": r.experiment.n,
+                "d": r.experiment.d,
+                "prompt_version": r.experiment.version,
+                "definition_hash": r.run.definition_hash,
+                "model_options": r.run.config.get("model_options") or {},
+                "answer_from_reasoning": bool(r.run.config.get("answer_from_reasoning")),
+            },
+            "conditions": [
+                {
+                    "key": c.condition,
+                    "x": c.p,
+                    "n_valid": c.n_valid,
+                    "n_total": c.n_total,
+                    "invalid_share": c.invalid_share,
+                    "invalid": c.invalid,
+                }
+                for c in r.conditions
+            ],
+            "cost_usd": r.cost_usd,
+        }
+    )
 
 
 @dataclass(frozen=True)
 class LeaderboardRow:
+    """One benchmark on the leaderboard, read from its summary."""
+
     bench_id: str
     model: str
-    total: float | None
-    ci: tuple[float | None, float | None]
-    parts: dict[str, float | None]
+    total: ScoreEstimate
+    parts: PartsSummary
     complete: bool
     created_at: str
+
+    @classmethod
+    def of(cls, summary: BenchmarkSummary) -> LeaderboardRow:
+        return cls(
+            summary.bench_id,
+            summary.model,
+            summary.total,
+            summary.parts,
+            summary.complete,
+            summary.created_at,
+        )
 
 
 def leaderboard(db: Path) -> list[LeaderboardRow]:
@@ -257,23 +286,8 @@ def leaderboard(db: Path) -> list[LeaderboardRow]:
         ids = sorted(
             {str(r.config["bench_id"]) for r in journal.list_runs() if r.config.get("bench_id")}
         )
-    rows = []
-    for bench_id in ids:
-        s = summarize(db, str(bench_id), n_boot=N_BOOT)
-        parts = {k: v.get("score") for k, v in s["parts"].items()}
-        ci = s["total"]["ci"]
-        rows.append(
-            LeaderboardRow(
-                s["bench_id"],
-                s["model"],
-                s["total"]["score"],
-                (ci[0], ci[1]),
-                parts,
-                s["complete"],
-                s["created_at"],
-            )
-        )
-    return sorted(rows, key=lambda r: (r.total is None, -(r.total or 0.0)))
+    rows = [LeaderboardRow.of(summarize(db, bench_id, n_boot=N_BOOT)) for bench_id in ids]
+    return sorted(rows, key=lambda r: (r.total.score is None, -(r.total.score or 0.0)))
 
 
 def format_score(value: float | None, ci: Sequence[float | None] | None = None) -> str:

@@ -6,9 +6,9 @@ separate a position bias (the first-listed word wins) from a semantic bias (the 
 wins whatever its place). Games (Exp 4) are plain curves r(x) at the optimal x.
 
 S always comes from ``flipbench.metrics.step_likeness``; intervals are Wilson for rates and
-percentile bootstraps for everything built from several rates. Results share the strict
-JSON ``to_dict()`` and ``Estimate`` of ``flipbench.distfit``. Single-token inputs take
-``n=None`` to mean exact probabilities (point intervals).
+percentile bootstraps (``flipbench.bootstrap``) for everything built from several rates.
+Results share the strict JSON ``to_dict()`` and ``Estimate`` of ``flipbench.estimate``.
+Single-token inputs take ``n=None`` to mean exact probabilities (point intervals).
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
-from flipbench.distfit import Estimate, FitResult, binary_replies, check_boot, percentile_interval
+from flipbench.bootstrap import (
+    check_boot,
+    generator,
+    percentile_interval,
+    redraw_binomial,
+    resample_row_means,
+)
+from flipbench.distfit import binary_replies
+from flipbench.estimate import Estimate, FitResult
 from flipbench.metrics import (
     bootstrap_step_likeness,
     check_unit,
@@ -84,11 +92,12 @@ def position_curves(
 ) -> PositionCurves:
     """Rates per position and S of each position, of Mean(r) and of running means.
 
-    Bootstrap: resampling a p's replies with replacement is a multinomial draw over its
-    distinct reply patterns, so each p costs one (n_boot x patterns) draw and one matrix
-    product; all S replicates then come from one vectorised call.
+    Bootstrap: each p's replies are resampled as whole replies (``resample_row_means``:
+    one multinomial draw over its distinct reply patterns and one matrix product); all S
+    replicates then come from one vectorised call.
     """
     check_boot(n_boot, confidence)
+    rng = generator(seed)
     keys = sorted(replies_by_p, key=float)
     ps = np.array([float(k) for k in keys], dtype=np.float64)
     check_unit(ps, "p")
@@ -102,12 +111,9 @@ def position_curves(
     r = np.array([[e.value for e in row] for row in rates], dtype=np.float64).reshape(-1, flips)
     running = np.cumsum(r, axis=1) / np.arange(1, flips + 1)
     used = [i for i, n in enumerate(ns) if n > 0]
-    rng = np.random.default_rng(seed)
     boot = np.empty((n_boot, len(used), flips))
     for col, i in enumerate(used):
-        patterns, counts = np.unique(arrays[i], axis=0, return_counts=True)
-        weights = rng.multinomial(ns[i], counts / ns[i], size=n_boot)
-        boot[:, col, :] = weights @ patterns / ns[i]
+        boot[:, col, :] = resample_row_means(rng, arrays[i], n_boot)
     mean_ci = [
         percentile_interval(boot[:, col, :].mean(axis=1), confidence) for col in range(len(used))
     ]
@@ -248,6 +254,7 @@ def word_bias(
     red word is listed first, so its share is r_first there and 1 - r_first in "reverse".
     """
     check_boot(n_boot, confidence)
+    rng = generator(seed)
     conds: list[WordCondition] = []
     for (pair, order), (k, n) in sorted(counts.items()):
         if order not in ORDERS:
@@ -256,9 +263,8 @@ def word_bias(
         first = _rates(np.array([k], dtype=np.float64), na, confidence)[0][0]
         conds.append(WordCondition(pair, order, n, first, _shift(first, 1.0, -0.5)))
     usable = [c for c in conds if not math.isnan(c.first_share.value)]
-    rng = np.random.default_rng(seed)
     draws = np.array(
-        [rng.binomial(c.n, c.first_share.value, n_boot) / c.n if c.n is not None
+        [redraw_binomial(rng, c.n, c.first_share.value, n_boot) if c.n is not None
          else np.full(n_boot, c.first_share.value) for c in usable]
     )  # fmt: skip
     mean_abs = float(np.mean([abs(c.position_bias.value) for c in usable])) if usable else math.nan

@@ -7,9 +7,8 @@ under-dispersed against Binomial(D, p), ternary draws drift from (60 - q, 40, q)
 shapes, each number with an interval. Response-curve metrics (per-position S, word
 order, games) live in ``flipbench.curves``.
 
-Results are frozen dataclasses whose ``to_dict()`` is strict JSON: a non-finite float
-becomes ``None`` and, inside an object, a sibling ``"<key>_nonfinite"`` says whether it
-was "inf", "-inf" or "nan", so nothing is lost and ``json.dumps(allow_nan=False)`` works.
+Results are frozen dataclasses of ``Estimate`` values whose ``to_dict()`` is strict JSON
+(``flipbench.estimate``); every bootstrap interval comes from ``flipbench.bootstrap``.
 Exact mode (``exact=True``): the input is a probability vector read from the model's
 next-token distribution, so there is no sampling error and every interval is a point.
 """
@@ -18,19 +17,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from flipbench.metrics import check_confidence, check_unit, rate_summary
+from flipbench.bootstrap import (
+    check_boot,
+    check_confidence,
+    generator,
+    multinomial_counts,
+    percentile_interval,
+    redraw_shares,
+)
+from flipbench.estimate import Estimate, FitResult
+from flipbench.metrics import check_unit, rate_summary
 
 __all__ = [
     "CategoricalFit",
     "CountHistogram",
     "Estimate",
+    "FitResult",
     "GaussianFit",
     "binary_replies",
     "categorical_fit",
@@ -45,63 +53,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _SUM_TOL = 1e-9  # how far a probability vector may miss summing to 1 (float noise only)
-
-
-def _json(value: Any) -> Any:
-    """Strict-JSON copy of a result: dataclasses to dicts, non-finite floats to None + flag."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out[str(key)] = _json(item)
-            if isinstance(item, float) and not math.isfinite(item):
-                out[f"{key}_nonfinite"] = "nan" if math.isnan(item) else repr(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [_json(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-class FitResult:
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict that ``json.dumps(..., allow_nan=False)`` accepts."""
-        out: dict[str, Any] = _json(self)
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimate(FitResult):
-    """A number with its interval; ``low == value == high`` for exact inputs."""
-
-    value: float
-    low: float
-    high: float
-
-    @classmethod
-    def point(cls, value: float) -> Estimate:
-        return cls(value, value, value)
-
-
-def percentile_interval(samples: FloatArray, confidence: float) -> tuple[float, float]:
-    """Percentile bootstrap interval; order statistics (no interpolation) if any are inf."""
-    alpha = 1.0 - confidence
-    qs = [alpha / 2.0, 1.0 - alpha / 2.0]
-    if np.all(np.isfinite(samples)):
-        lo, hi = np.quantile(samples, qs)
-    else:
-        lo, hi = np.quantile(samples, qs, method="inverted_cdf")
-    return (float(lo), float(hi))
-
-
-def check_boot(n_boot: int, confidence: float) -> None:
-    check_confidence(confidence)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
 
 
 def binary_replies(replies: ArrayLike) -> IntArray:
@@ -185,6 +136,7 @@ def count_histogram(
     arr = binary_replies(replies)
     check_unit(np.array([p], dtype=np.float64), "p")
     check_boot(n_boot, confidence)
+    rng = generator(seed)
     n, flips = arr.shape
     if n == 0:
         raise ValueError("no replies: nothing to compare with the binomial")
@@ -217,8 +169,7 @@ def count_histogram(
     chi2_p = float(stats.chi2.sf(chi2, df)) if df > 0 else math.nan
     ratio_ci = (math.nan, math.nan)
     if n > 1:
-        rng = np.random.default_rng(seed)
-        counts = rng.multinomial(n, observed / n, size=n_boot)
+        counts = multinomial_counts(rng, n, observed / n, n_boot)
         m1 = counts @ ks / n
         var_star = np.maximum(counts @ ks**2 - n * m1**2, 0.0) / (n - 1)
         ratio_ci = percentile_interval(var_star / denom, confidence)
@@ -287,6 +238,7 @@ def categorical_fit(
     if not np.all(np.isfinite(obs)) or np.any(obs < 0):
         raise ValueError("observed must be finite and non-negative")
     check_boot(n_boot, confidence)
+    rng = generator(seed)
     total = float(obs.sum())
     if total <= 0:
         raise ValueError("observed is empty: no answer in the answer space")
@@ -304,8 +256,7 @@ def categorical_fit(
         raise ValueError("observed counts must be integers (pass exact=True for probabilities)")
     n = round(total)
     rates = [Estimate(*rate_summary(int(k), n, confidence)) for k in obs]
-    rng = np.random.default_rng(seed)
-    star = rng.multinomial(n, probs, size=n_boot) / n
+    star = redraw_shares(rng, n, probs, n_boot)
     kl_ci = percentile_interval(_kl_rows(star, req), confidence)
     tv_ci = percentile_interval(0.5 * np.abs(star - req).sum(axis=1), confidence)
     return CategoricalFit(

@@ -21,6 +21,14 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
+from flipbench.bootstrap import (
+    check_boot,
+    check_confidence,
+    generator,
+    percentile_interval,
+    redraw_binomial,
+)
+
 __all__ = [
     "bootstrap_step_likeness",
     "check_unit",
@@ -49,11 +57,6 @@ def check_unit(arr: FloatArray, name: str) -> None:
     finite = arr[np.isfinite(arr)]
     if finite.size and (finite.min() < -_UNIT_TOL or finite.max() > 1 + _UNIT_TOL):
         raise ValueError(f"{name} must hold fractions in [0, 1] (not percentages)")
-
-
-def check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
 def step_likeness(p: ArrayLike, r: ArrayLike) -> float:
@@ -180,16 +183,16 @@ def bootstrap_step_likeness(
     """Percentile bootstrap interval for S from sampled runs (k[i] of n[i] at p[i]).
 
     Resampling a condition's n answers with replacement is the same as drawing
-    k* ~ Binomial(n, k/n), so replicates are drawn that way, all in one array.
+    k* ~ Binomial(n, k/n), so replicates are drawn that way (``flipbench.bootstrap``),
+    all in one array.
     """
     pa = _as_1d(p, "p")
     ka, na = _as_1d(k, "k"), _as_1d(n, "n")
     if not pa.shape == ka.shape == na.shape:
         raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
     check_unit(pa, "p")
-    check_confidence(confidence)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    check_boot(n_boot, confidence)
+    rng = generator(seed)
     if np.any((ka < 0) | (ka > na) | (ka != np.round(ka)) | (na != np.round(na))):
         raise ValueError("k and n must be integers with 0 <= k <= n")
     keep = np.isfinite(pa) & (na > 0)
@@ -197,9 +200,5 @@ def bootstrap_step_likeness(
     trials: npt.NDArray[np.int64] = na[keep].astype(np.int64)
     if pa.size < 2:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    k_star = rng.binomial(trials, ka[keep] / trials, size=(n_boot, pa.size))
-    s_star = step_likeness_rows(pa, k_star / trials)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(s_star, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return (float(lo), float(hi))
+    r_star = redraw_binomial(rng, trials, ka[keep] / trials, n_boot)
+    return percentile_interval(step_likeness_rows(pa, r_star), confidence)

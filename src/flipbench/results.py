@@ -8,7 +8,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flipbench.analysis import ConditionData, analyse
+from flipbench.analysis import ConditionData
+from flipbench.estimate import strict_json
+from flipbench.kinds import analyse
 from flipbench.metrics import exact_rate_interval, rate_summary
 from flipbench.store import Journal, RunRow
 from flipbench.tasks.definition import Condition, ResolvedExperiment
@@ -81,7 +83,7 @@ class RunResults:
                 "config": self.run.config,
                 "versions": self.run.versions,
                 "conditions": rows,
-                "S": {"value": self.s, "ci_low": self.s_ci[0], "ci_high": self.s_ci[1]},
+                "S": {"value": self.s, "low": self.s_ci[0], "high": self.s_ci[1]},
                 "cost_usd": self.cost_usd,
                 "cost_unusable": self.cost_unusable,
                 "cost_uncounted": self.cost_uncounted,
@@ -91,17 +93,6 @@ class RunResults:
             }
         )
         return view
-
-
-def strict_json(value: Any) -> Any:
-    """Non-finite floats become null: strict JSON parsers (jq, browsers) reject NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strict_json(v) for v in value]
-    return value
 
 
 #: A reply reporting more than this (the largest --max-cost) did not really cost it.
@@ -206,17 +197,13 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
             data[key].texts.append(content if isinstance(content, str) else "")
 
     analysis = analyse(experiment, list(data.values()))
-    sequences = experiment.parser == "d-tokens" or experiment.followup is not None
-    mean_rates = analysis.metrics.get("positions", {}).get("mean_rate", [])
     rows = []
     for i, cond in enumerate(conditions):
         d = data[cond.key]
         n_valid = (1 if d.probs is not None else 0) if exact else len(d.answers)
         k = 0
-        if sequences:
-            est = mean_rates[i] if i < len(mean_rates) else {}
-            rate = _float(est.get("value"))
-            low, high = _float(est.get("low")), _float(est.get("high"))
+        if analysis.rates is not None:  # the kind's own rate (sequences: Mean(r))
+            rate, low, high = analysis.rates[i] if i < len(analysis.rates) else (math.nan,) * 3
         elif exact:
             rate = d.probs.get(cond.first, math.nan) if d.probs is not None else math.nan
             low, high = exact_rate_interval(rate)
@@ -236,7 +223,3 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         [(c, data[c.key].answers, data[c.key].probs) for c in conditions], costs.unusable,
         costs.uncounted, *journal.lost_calls(run_id),
     )  # fmt: skip
-
-
-def _float(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else math.nan

@@ -3,6 +3,8 @@
 Scheduling is top-up: a condition gets new sample indices only while its valid samples plus
 those in flight are short of N, so a run (or a resume) never overshoots N valid and never
 reuses an index. Invalid replies are journaled and replaced, up to a cap on attempts.
+How one trial is sent is its experiment's protocol (`tasks.protocols`): one `trials.Trial`
+each, for sampling and for exact mode.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from flipbench.progress import Reporter
 from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
 from flipbench.store import Journal, SampleRecord
 from flipbench.tasks.definition import Condition, ResolvedExperiment
+from flipbench.trials import TRIALS
 
 EXACT_MAX_ATTEMPTS = 3
 # The (condition, sample index) a worker task is working on, for the backend's on_send hook.
 _CALL: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("call", default=None)
-#: A chained trial whose second turn was never sent because the budget ran out.
-BUDGET_STOP = "budget_stop"
 # Message text longer than this is stored once, in the `content` column, not again inside the
 # stored response.
 _STORE_ONCE_CHARS = 1000
@@ -81,6 +82,8 @@ class Runner:
     ) -> None:
         self.journal, self.run_id, self.experiment = journal, run_id, experiment
         self.backend, self.settings, self.reporter = backend, settings, reporter
+        backend.check_protocol(experiment.protocol.kind)  # before any call, whatever called us
+        self.trial = TRIALS[experiment.protocol.kind]
         exact = settings.mode == "exact"
         target = 1 if exact else experiment.n
         cap = (
@@ -172,7 +175,7 @@ class Runner:
                 self.journal.record(self.run_id, pending)
                 record = pending
             except BudgetReached as exc:  # nothing was sent for this index
-                self._budget_stop = self._budget_stop or exc
+                self.stop_for_budget(exc)
             finally:
                 # Counts change under the lock together with `inflight`, so no other worker
                 # can see a finished request as neither in flight nor counted.
@@ -207,7 +210,7 @@ class Runner:
 
     async def _one(self, condition: Condition, index: int) -> SampleRecord:
         if self.settings.mode == "exact":
-            reply = await self.backend.distribution(condition.messages, condition.answers)
+            reply = await self.trial.distribution(self.backend, condition)
             return self._exact_record(condition, index, reply)
         seed = None
         if self.settings.seed is not None:
@@ -219,39 +222,15 @@ class Runner:
             constrain_to=condition.answers if self.settings.constrained else None,
             constrain_count=experiment.d if experiment.parser == "d-tokens" else 1,
             seed=seed,
+            continuation=self.trial.continuation,
         )
-        if experiment.followup is None:
-            reply = await self.backend.sample(condition.messages, sample)
-            return self._parsed_record(condition, index, reply)
-        # Chained: the model's own first reply, then the follow-up. A failed first turn fails
-        # the trial as a whole (journaled, then replaced); it is never continued.
-        first = await self.backend.sample(condition.messages, sample)
-        record = self._parsed_record(condition, index, first)
-        record.meta["turn"] = 1
-        if not record.valid:
-            return record
-        turn2 = (
-            *condition.messages,
-            {"role": "assistant", "content": first.content or ""},
-            {"role": "user", "content": experiment.followup},
-        )
-        try:
-            reply2 = await self.backend.sample(turn2, sample)
-        except BudgetReached as exc:  # the first turn was paid: journal it, then stop
-            self._budget_stop = self._budget_stop or exc
-            record.valid, record.answer = False, None
-            record.invalid_category = BUDGET_STOP
-            return record
-        second = self._parsed_record(condition, index, reply2)
-        second.meta.update(turn=2, turn1={"request": first.request, "response": first.response})
-        if second.valid:
-            second.answer = f"{record.answer} {second.answer}"
-        second.cost = (
-            (first.cost or 0.0) + (second.cost or 0.0) if first.cost or second.cost else None
-        )
-        return second
+        return await self.trial.sample(self, condition, index, sample)
 
-    def _parsed_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
+    def stop_for_budget(self, exc: BudgetReached) -> None:
+        """No new request starts; those in flight finish and are journaled, then the run stops."""
+        self._budget_stop = self._budget_stop or exc
+
+    def parsed_record(self, condition: Condition, index: int, reply: Reply) -> SampleRecord:
         """Journal row of one sampled reply, read with the experiment's parser."""
         record = _base_record(condition, index, reply)
         if reply.ok and reply.invalid_category is not None:
@@ -333,16 +312,19 @@ def _message_field(response: Any, name: str) -> Any:
 
 
 def _stored_response(reply: Reply) -> Any:
-    """The response as journaled: a long reply text is kept once, in the content column."""
-    content = reply.content
+    """The response as journaled: a long reply text is kept once, in the content column (a chat
+    reply's `message.content`, a text completion's `text`)."""
+    content, response = reply.content, reply.response
     if content is None or len(content) <= _STORE_ONCE_CHARS:
-        return reply.response
-    if _message_field(reply.response, "content") != content:
-        return reply.response
-    response = dict(reply.response)
-    choices = list(response["choices"])
+        return response
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return response
     choice = dict(choices[0])
-    choice["message"] = {**choice["message"], "content": _STORED_ELSEWHERE}
-    choices[0] = choice
-    response["choices"] = choices
-    return response
+    if _message_field(response, "content") == content:
+        choice["message"] = {**choice["message"], "content": _STORED_ELSEWHERE}
+    elif choice.get("text") == content:
+        choice["text"] = _STORED_ELSEWHERE
+    else:
+        return response
+    return {**response, "choices": [choice, *choices[1:]]}

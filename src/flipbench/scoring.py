@@ -8,19 +8,34 @@ for the bootstrap), which keeps the two consistent and makes 1000 replicates che
 Undefined values are NaN internally (a condition with no valid answers, a curve with fewer
 than 2 usable points) and propagate to the part and the total; ``to_dict`` writes them as
 None so the JSON stays strict. Where the scoring table leaves a choice, ``Readings`` holds it.
+The input and result records live in ``flipbench.scoring_models`` and are re-exported here;
+the resampling is ``flipbench.bootstrap``'s, shared with every other interval.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal, TypeAlias
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
+from flipbench.bootstrap import check_boot, generator, redraw_shares, replicate_interval
 from flipbench.metrics import step_likeness_rows, trapezoid_rows
+from flipbench.scoring_models import (
+    GAMES,
+    PARTS,
+    BenchmarkIntervals,
+    BenchmarkParts,
+    BenchmarkScore,
+    Cell,
+    Metrics,
+    PartScore,
+    Readings,
+    WordCell,
+)
 
 __all__ = [
     "GAMES",
@@ -33,170 +48,23 @@ __all__ = [
     "Readings",
     "WordCell",
     "bootstrap_benchmark",
+    "bootstrap_metrics",
     "score_benchmark",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-Metrics: TypeAlias = "dict[str, float | Metrics]"
-JSONValue: TypeAlias = "float | int | str | list[JSONValue] | dict[str, JSONValue] | None"
 _Tree: TypeAlias = "dict[str, FloatArray | _Tree]"
 
-PARTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
-GAMES = ("bioinformatics", "matching_pennies", "business")
 EXP3_MAX_Q = 0.6  # P("2") = q runs over [0, 0.6] because P("1") is fixed at 0.4
 EXP3_P1 = 0.4
 _RED_DEAD_BAND = 0.05  # Exp5 red_bias ignores |avg_bias - 0.5| up to this (spec, not a reading)
 _TIE_TOL = 1e-12  # rate differences below this are float noise, i.e. sign 0 (not a dead band)
-_SUM_TOL = 1e-6
 # Exp4 points: (weight of clip0(1 − S), weight of the direction score d); 8 + 8 + 4 = 20.
 _GAME_WEIGHTS = {
     "bioinformatics": (8.0, 0.0),
     "matching_pennies": (4.0, 4.0),
     "business": (0.0, 4.0),
 }
-
-
-def _checked_probs(probs: object, n: int | None, x: float) -> FloatArray:
-    """Coerce to a read-only 1-D float array; a distribution unless n == 0 (then ignored)."""
-    arr = np.array(probs, dtype=np.float64)
-    if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"probs must be a 1-D distribution, got shape {arr.shape}")
-    if n is not None and (not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0):
-        raise ValueError(f"n must be None or an int >= 0, got {n!r}")
-    if not math.isfinite(x):
-        raise ValueError(f"x must be finite, got {x}")
-    ok = np.all(np.isfinite(arr)) and arr.min() >= 0.0 and abs(arr.sum() - 1.0) <= _SUM_TOL
-    if n != 0 and not ok:
-        raise ValueError(f"probs must be non-negative and sum to 1, got {arr.tolist()}")
-    arr.setflags(write=False)
-    return arr
-
-
-@dataclass(frozen=True, eq=False)
-class Cell:
-    """One condition: coordinate x, distribution over the part's categories, valid count n.
-
-    ``n is None`` marks an exact distribution (fixed in the bootstrap); ``n == 0`` means no
-    valid answers, so the rate is undefined and ``probs`` is ignored.
-    """
-
-    x: float
-    probs: FloatArray
-    n: int | None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "probs", _checked_probs(self.probs, self.n, self.x))
-
-
-@dataclass(frozen=True, eq=False)
-class WordCell:
-    """An Exp5 condition (p = 0.5); probs is over (first-listed word, second-listed word).
-
-    The red word is listed first in "forward" order and second in "reverse" order.
-    """
-
-    pair: str
-    order: Literal["forward", "reverse"]
-    probs: FloatArray
-    n: int | None
-
-    def __post_init__(self) -> None:
-        if self.order not in ("forward", "reverse"):
-            raise ValueError(f"order must be 'forward' or 'reverse', got {self.order!r}")
-        object.__setattr__(self, "probs", _checked_probs(self.probs, self.n, 0.5))
-
-
-@dataclass(frozen=True)
-class BenchmarkParts:
-    """The five experiments' conditions; a part left empty scores NaN (not run)."""
-
-    exp1: Sequence[Cell] = ()
-    exp2: Sequence[Cell] = ()
-    exp3: Sequence[Cell] = ()
-    exp4: Mapping[str, Sequence[Cell]] = field(default_factory=dict)
-    exp5: Sequence[WordCell] = ()
-
-
-@dataclass(frozen=True)
-class Readings:
-    """The readings chosen where the scoring table leaves a choice (docs/benchmark.md), with
-    their defaults; recorded in every summary."""
-
-    exp3_norm_diagonal: float = 0.43  # ∫₀^0.6 max(P, 1 − P) dP: largest diagonal-target area
-    exp3_norm_flat: float = 0.36  # the seed's value for the flat P1 = 0.4 target
-    direction_dead_band: float = 0.0  # 0 = strict signs
-    sem_divisor: float = 0.45  # exact 1/0.45, not the rounded 2.22
-
-    def __post_init__(self) -> None:
-        if min(self.exp3_norm_diagonal, self.exp3_norm_flat, self.sem_divisor) <= 0:
-            raise ValueError("normalisers and sem_divisor must be > 0")
-        if self.direction_dead_band < 0:
-            raise ValueError("direction_dead_band must be >= 0")
-
-    def as_dict(self) -> dict[str, float | str]:
-        band = self.direction_dead_band
-        rule = "strict-sign" if band == 0 else f"sign with dead band {band:g}"
-        return {**asdict(self), "direction": f"{rule} (raw+1)/2"}
-
-
-def _json(value: object) -> JSONValue:
-    """Strict-JSON copy: NaN/inf become None, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, str) or value is None:
-        return value
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        return int(value)
-    if not isinstance(value, float | np.floating):
-        raise TypeError(f"not JSON-able: {type(value).__name__}")
-    return float(value) if math.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class PartScore:
-    """One part: its score out of ``max_score``, every sub-metric, and notes on gaps."""
-
-    score: float
-    metrics: Metrics
-    notes: tuple[str, ...] = ()
-    max_score: float = 20.0
-
-
-@dataclass(frozen=True)
-class BenchmarkScore:
-    """All five parts, the total (NaN if any part is undefined) and the readings used."""
-
-    parts: dict[str, PartScore]
-    total: float
-    readings: dict[str, float | str]
-
-    def to_dict(self) -> dict[str, JSONValue]:
-        parts = {
-            name: dict(score=p.score, max_score=p.max_score, metrics=p.metrics, notes=p.notes)
-            for name, p in self.parts.items()
-        }
-        return {
-            "total": _json(self.total),
-            "max_total": 100.0,
-            "readings": _json(self.readings),
-            "parts": _json(parts),
-        }
-
-
-@dataclass(frozen=True)
-class BenchmarkIntervals:
-    """Percentile bootstrap intervals (low, high) for every part and for "total"."""
-
-    intervals: dict[str, tuple[float, float]]
-    n_boot: int
-    confidence: float
-    seed: int
-
-    def to_dict(self) -> dict[str, JSONValue]:
-        out = dict(n_boot=self.n_boot, confidence=self.confidence, seed=self.seed)
-        return {"intervals": _json(self.intervals), **out}
 
 
 @dataclass(frozen=True)
@@ -416,10 +284,24 @@ def _resample(b: _Block, rng: np.random.Generator, n_boot: int) -> FloatArray:
     if sampled.any():
         pv = np.clip(b.probs[sampled], 0.0, None)
         pv /= pv.sum(axis=1, keepdims=True)
-        n = b.n[sampled]
-        counts = rng.multinomial(n, pv, size=(n_boot, int(sampled.sum())))
-        out[:, sampled] = counts / n[np.newaxis, :, np.newaxis]
+        out[:, sampled] = redraw_shares(rng, b.n[sampled], pv, n_boot)
     return out
+
+
+def _replicates(
+    parts: BenchmarkParts, n_boot: int, seed: int, confidence: float, readings: Readings | None
+) -> tuple[dict[str, _Block], _Tree, _Tree]:
+    """(blocks, replicate tree, point tree): one pass of n_boot replicates for every metric.
+
+    Blocks are redrawn in a fixed order from one generator, so for one seed every caller
+    sees the same replicates and ``bootstrap_metrics`` agrees with ``bootstrap_benchmark``.
+    """
+    check_boot(n_boot, confidence)
+    rd = readings or Readings()
+    blocks = _blocks(parts)
+    rng = generator(seed)
+    draws = {k: _resample(b, rng, n_boot) for k, b in blocks.items()}
+    return blocks, _evaluate(blocks, draws, rd), _evaluate(blocks, _point_draws(blocks), rd)
 
 
 def bootstrap_benchmark(
@@ -437,27 +319,53 @@ def bootstrap_benchmark(
     Caveat: noise only ever adds to |r − target|, so for a nearly calibrated model the
     replicates score lower than the point and the interval can lie wholly below it.
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rd = readings or Readings()
-    blocks = _blocks(parts)
-    rng = np.random.default_rng(seed)
-    draws = {k: _resample(b, rng, n_boot) for k, b in blocks.items()}
-    scores = _part_scores(_evaluate(blocks, draws, rd))
-    # Row sums can round differently in a batch of 1 and of n_boot, so a column with no
-    # sampling spread reports the point estimate itself, bit for bit.
-    point = _part_scores(_evaluate(blocks, _point_draws(blocks), rd))[0]
-    alpha = 1.0 - confidence
-    intervals: dict[str, tuple[float, float]] = {}
-    for j, name in enumerate((*PARTS, "total")):
-        col = scores[:, j]
-        if np.all(col == col[0]):  # no sampling spread (exact cells): a point interval
-            intervals[name] = (float(point[j]), float(point[j]))
-        elif np.isnan(col).any():
-            intervals[name] = (math.nan, math.nan)
-        else:
-            lo, hi = np.quantile(col, [alpha / 2.0, 1.0 - alpha / 2.0])
-            intervals[name] = (float(lo), float(hi))
+    _, tree, point_tree = _replicates(parts, n_boot, seed, confidence, readings)
+    scores = _part_scores(tree)
+    point = _part_scores(point_tree)[0]
+    intervals = {
+        name: replicate_interval(scores[:, j], float(point[j]), confidence)
+        for j, name in enumerate((*PARTS, "total"))
+    }
     return BenchmarkIntervals(intervals, n_boot, confidence, seed)
+
+
+def _leaf_intervals(tree: _Tree, point: _Tree, confidence: float) -> dict[str, Any]:
+    """The tree with every array leaf replaced by its (low, high) interval."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        p = point[key]
+        if isinstance(value, dict):
+            assert isinstance(p, dict)
+            out[key] = _leaf_intervals(value, p, confidence)
+        else:
+            assert isinstance(p, np.ndarray)
+            col = np.broadcast_to(value, (value.size,)).astype(np.float64)
+            out[key] = replicate_interval(col, float(p[0]), confidence)
+    return out
+
+
+def bootstrap_metrics(
+    parts: BenchmarkParts,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    readings: Readings | None = None,
+) -> dict[str, Any]:
+    """Percentile intervals for every sub-metric of every part, from one pass of replicates.
+
+    ``out[part]`` mirrors ``score_benchmark(parts).to_dict()["parts"][part]["metrics"]``
+    with each number replaced by (low, high): NaN where the metric is undefined in the
+    replicates, the point itself where it has no spread (exact cells). The replicates are
+    ``bootstrap_benchmark``'s for the same seed, so the two report the same redraws; the
+    part scores themselves are ``bootstrap_benchmark``'s job. Same caveat: a deviation
+    metric such as S or an Exp3 area can only grow with noise, so for a nearly calibrated
+    model its interval may lie above the point.
+    """
+    _, tree, point = _replicates(parts, n_boot, seed, confidence, readings)
+    out: dict[str, Any] = {}
+    for name in PARTS:
+        part, part_point = tree[name], point[name]
+        assert isinstance(part, dict) and isinstance(part_point, dict)
+        metrics = {k: v for k, v in part.items() if k != "score"}
+        out[name] = _leaf_intervals(metrics, part_point, confidence)
+    return out

@@ -18,12 +18,12 @@ from typing import Any
 from flipbench import __version__
 from flipbench.config import RunConfig
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
-from flipbench.plan import Plan, estimate_prompt_tokens
+from flipbench.plan import Plan
 from flipbench.progress import reporter_for
-from flipbench.providers.base import Backend
+from flipbench.providers.base import Backend, estimate_request_tokens
 from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
 from flipbench.store import Journal, RunRow
-from flipbench.tasks.definition import ResolvedExperiment
+from flipbench.tasks.definition import Condition, ResolvedExperiment
 
 Notify = Callable[[str], None]
 
@@ -177,9 +177,7 @@ class RunSession:
                     conditions=len(conditions),
                     calls=calls,
                     max_calls=most,
-                    prompt_tokens=estimate_prompt_tokens(conditions[0].messages)
-                    if conditions
-                    else 0,
+                    prompt_tokens=_prompt_tokens(conditions[0]) if conditions else 0,
                     max_tokens=1 if config.mode == "exact" else experiment.max_tokens,
                     pricing=await backend.pricing(),
                 ).line()
@@ -204,3 +202,10 @@ def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
     after = versions["model"].get("gguf_sha256")
     if before and after and before != after:
         raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
+
+
+def _prompt_tokens(condition: Condition) -> int:
+    """The rough prompt size of one request of this condition (chat messages or raw text)."""
+    if condition.raw_prompt is not None:
+        return estimate_request_tokens({"prompt": condition.raw_prompt})
+    return estimate_request_tokens({"messages": condition.messages})

@@ -10,13 +10,23 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from flipbench import api, benchmark
+from flipbench.benchmark_models import (
+    BenchmarkSummary,
+    Exp1Metrics,
+    Exp2Metrics,
+    Exp3Metrics,
+    Exp4Metrics,
+    Exp5Metrics,
+    PartMetrics,
+    ScoreEstimate,
+)
 from flipbench.cli.common import (
     DbOption,
     app,
@@ -41,48 +51,52 @@ PART_TITLES = {
 }
 
 
-def _headline(part: str, metrics: dict[str, Any]) -> str:
+def _headline(metrics: PartMetrics) -> str:
     """The sub-metrics that explain a part's score, in one cell."""
 
-    def f(v: Any) -> str:
+    def f(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
 
-    if part == "exp1":
-        return f"S {f(metrics.get('S'))}"
-    if part == "exp2":
-        return (
-            f"S2 {f(metrics.get('S2'))}, S_avg {f(metrics.get('S_avg'))}, S1 {f(metrics.get('S1'))}"
-        )
-    if part == "exp3":
-        return ", ".join(f"{k} {f(metrics.get(k))}" for k in ("S0", "S1", "S2"))
-    if part == "exp4":
-        games = []
-        for game in ("bioinformatics", "matching_pennies", "business"):
-            g = metrics.get(game) or {}
-            games.append(f"{game.split('_')[0]} S {f(g.get('S'))} d {f(g.get('d'))}")
-        return "; ".join(games)
-    return f"pos {f(metrics.get('avg_pos_bias'))}, red {f(metrics.get('avg_red_bias'))}"
+    if isinstance(metrics, Exp1Metrics):
+        return f"S {f(metrics.S)}"
+    if isinstance(metrics, Exp2Metrics):
+        return f"S2 {f(metrics.S2)}, S_avg {f(metrics.S_avg)}, S1 {f(metrics.S1)}"
+    if isinstance(metrics, Exp3Metrics):
+        return f"S0 {f(metrics.S0)}, S1 {f(metrics.S1)}, S2 {f(metrics.S2)}"
+    if isinstance(metrics, Exp4Metrics):
+        games = {
+            "bioinformatics": metrics.bioinformatics,
+            "matching": metrics.matching_pennies,
+            "business": metrics.business,
+        }
+        return "; ".join(f"{name} S {f(g.S)} d {f(g.d)}" for name, g in games.items())
+    if isinstance(metrics, Exp5Metrics):
+        return f"pos {f(metrics.avg_pos_bias)}, red {f(metrics.avg_red_bias)}"
+    return ""
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=plain(f"{summary['bench_id']}  {summary['model']}"))
+def _interval(estimate: ScoreEstimate, undefined: str = "") -> str:
+    """The interval as [low, high] to one decimal, or `undefined` when it is undefined."""
+    lo, hi = estimate.ci
+    return undefined if lo is None or hi is None else f"[{lo:.1f}, {hi:.1f}]"
+
+
+def print_summary(summary: BenchmarkSummary) -> None:
+    table = Table(title=plain(f"{summary.bench_id}  {summary.model}"))
     for name in ("part", "score", "95% CI", "sub-metrics"):
         table.add_column(name, justify="left" if name in ("part", "sub-metrics") else "right")
-    for part, body in summary["parts"].items():
-        lo, hi = body["ci"]
-        ci = "" if lo is None else f"[{lo:.1f}, {hi:.1f}]"
-        score = benchmark.format_score(body["score"])
+    for part, body in summary.parts.by_name().items():
+        score = benchmark.format_score(body.score)
         table.add_row(
-            plain(PART_TITLES.get(part, part)), plain(f"{score} / 20"), plain(ci),
-            plain(_headline(part, body["metrics"])),
+            plain(PART_TITLES.get(part, part)), plain(f"{score} / 20"), plain(_interval(body)),
+            plain(_headline(body.metrics)),
         )  # fmt: skip
-    total = summary["total"]
+    total = summary.total
     table.add_row(
         Text("total", style="bold"),
-        Text.assemble((benchmark.format_score(total["score"]), "bold"), " / 100"),
-        plain(benchmark.format_score(None) if total["ci"][0] is None
-              else f"[{total['ci'][0]:.1f}, {total['ci'][1]:.1f}]"),
-        plain("" if summary["complete"] else "incomplete: some runs are not complete"),
+        Text.assemble((benchmark.format_score(total.score), "bold"), " / 100"),
+        plain(_interval(total, benchmark.format_score(None))),
+        plain("" if summary.complete else "incomplete: some runs are not complete"),
     )  # fmt: skip
     out.print(table)
 
@@ -148,10 +162,9 @@ def leaderboard_cmd(
     ]
     lines = []
     for rank, r in enumerate(rows, 1):
-        ci = "" if r.ci[0] is None else f"[{r.ci[0]:.1f}, {r.ci[1]:.1f}]"
-        parts = [benchmark.format_score(r.parts.get(f"exp{i}")) for i in range(1, 6)]
-        total = benchmark.format_score(r.total) + ("" if r.complete else " *")
-        lines.append([str(rank), r.model, total, ci, *parts, r.bench_id])
+        parts = [benchmark.format_score(p.score) for p in r.parts.by_name().values()]
+        total = benchmark.format_score(r.total.score) + ("" if r.complete else " *")
+        lines.append([str(rank), r.model, total, _interval(r.total), *parts, r.bench_id])
     if fmt == "csv":  # text cells cannot start a spreadsheet formula
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from flipbench import api
 from flipbench.cli.common import out, plain
+from flipbench.kinds import get_kind
 from flipbench.results import MAX_REPLY_COST, RunResults
 from flipbench.safety import clean_json, csv_cell, mask_secrets
 
@@ -66,11 +67,7 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     )
     experiment = results.experiment
     label = "p %" if experiment.builder_kind == "flip" else "condition"
-    rate = f'P("{experiment.first}")' if experiment.first else "rate"
-    if experiment.kind in ("d-flips", "chained"):
-        rate = "Mean(r)"
-    elif experiment.kind in ("word-pair",):
-        rate = "first word"
+    rate = get_kind(experiment.kind).rate_label(experiment)
     for name in (label, rate, "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
         table.add_column(plain(name), justify="right")
     if run.mode == "exact":

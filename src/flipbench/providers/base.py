@@ -1,4 +1,9 @@
-"""The one interface every backend implements, and the reply it hands back to the runner."""
+"""The one interface every backend implements, and the reply it hands back to the runner.
+
+A trial reaches a backend as chat messages (`sample`, `distribution`; an assistant prefill is a
+final assistant message the model continues) or as raw text (`sample_raw`, `distribution_raw`,
+for base models, where the backend has a completions endpoint: `supports_raw`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from flipbench.errors import FlipbenchError
 
 if TYPE_CHECKING:
     from flipbench.config import RunConfig
@@ -22,6 +29,9 @@ class SampleSettings:
     max_tokens: int
     constrain_to: tuple[str, ...] | None = None
     constrain_count: int = 1  # constrained replies hold this many answers, space-separated
+    # The reply continues a text (an assistant prefill, a raw prompt): a constrained reply may
+    # start with a space, as the answer's token after a word usually does.
+    continuation: bool = False
     seed: int | None = None
 
 
@@ -94,6 +104,14 @@ def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
     return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
 
 
+def estimate_request_tokens(request: Mapping[str, Any]) -> int:
+    """`estimate_prompt_tokens` of a request body: its chat messages, or its raw `prompt`."""
+    prompt = request.get("prompt")
+    if isinstance(prompt, str):
+        return -(-len(prompt) // _CHARS_PER_TOKEN)
+    return estimate_prompt_tokens(request.get("messages") or [])
+
+
 @dataclass(frozen=True)
 class Pricing:
     """Catalogue prices, USD per token."""
@@ -108,6 +126,8 @@ class Backend(ABC):
     prefix: ClassVar[str]
     supports_exact: ClassVar[bool] = False
     supports_constrained: ClassVar[bool] = False
+    # Raw prompts (base models): a completions endpoint takes plain text (`sample_raw`).
+    supports_raw: ClassVar[bool] = False
     # A backend-specific default for max_tokens when the user sets none (API reasoning models).
     default_max_tokens: ClassVar[int | None] = None
     # Requests in flight when the user sets no --max-concurrency: a local model shares two
@@ -154,6 +174,16 @@ class Backend(ABC):
     def validate(cls, model: str) -> None:
         """Refuse a bad model name cheaply, before anything is written or started."""
 
+    @classmethod
+    def check_protocol(cls, protocol: str) -> None:
+        """Refuse, before any call, a trial protocol (`tasks.protocols`) this backend cannot
+        send: raw text needs a completions endpoint."""
+        if protocol == "raw" and not cls.supports_raw:
+            raise FlipbenchError(
+                f"{cls.prefix}/… models take chat messages only: a raw prompt needs a"
+                " completions endpoint (local/… or openai-api/…)"
+            )
+
     @abstractmethod
     async def start(self, *, concurrency: int, exact: bool) -> None:
         """Acquire what the backend needs (server, HTTP session)."""
@@ -173,3 +203,13 @@ class Backend(ABC):
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
         """The next-token log-probabilities of every answer (exact mode)."""
         raise NotImplementedError(f"{self.prefix} backends have no exact mode")
+
+    async def sample_raw(self, prompt: str, settings: SampleSettings) -> Reply:
+        """One sampled continuation of a plain-text prompt (no chat template)."""
+        self.check_protocol("raw")
+        raise NotImplementedError(f"{self.prefix} backends have no raw prompts")
+
+    async def distribution_raw(self, prompt: str, answers: Sequence[str]) -> Reply:
+        """The next-token log-probabilities of every answer after a plain-text prompt."""
+        self.check_protocol("raw")
+        raise NotImplementedError(f"{self.prefix} backends have no raw prompts")

@@ -6,6 +6,9 @@ one request path. Facts this module is built on (measured, see `docs/providers.m
 default samplers (top_k 40, top_p 0.95, min_p 0.05) distort the distribution, so sampled
 requests send neutral ones; a fixed seed repeats the same sample; the prompt cache and batching
 across slots move probabilities in the third decimal, so exact mode uses one slot, no cache.
+Raw prompts go to the server's `/v1/completions` (the model's BOS is added there, per its
+metadata); an assistant prefill is a final assistant message, which llama.cpp continues (and
+repeats at the start of the reply's content: `trials` removes it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, ClassVar
 
 from flipbench.errors import FlipbenchError
 from flipbench.providers.base import Backend, Message, Reply, SampleSettings
-from flipbench.providers.openai_compat import ChatClient, answer_logprobs
+from flipbench.providers.openai_compat import CHAT, COMPLETIONS, ChatClient, answer_logprobs
 
 # Embedded models: name → (PyPI distribution, file inside it).
 EMBEDDED: dict[str, tuple[str, str]] = {
@@ -74,12 +77,13 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def answer_grammar(answers: Sequence[str], count: int = 1) -> str:
+def answer_grammar(answers: Sequence[str], count: int = 1, *, continuation: bool = False) -> str:
     """A GBNF grammar that admits exactly `count` answers separated by single spaces (what
-    structured output does)."""
+    structured output does), after an optional space when the reply continues a text."""
     one = "answer ::= " + " | ".join(json.dumps(a) for a in answers)
+    lead = '" "? ' if continuation else ""
     rest = f' (" " answer){{{count - 1}}}' if count > 1 else ""
-    return f"root ::= answer{rest}\n{one}"
+    return f"root ::= {lead}answer{rest}\n{one}"
 
 
 class LocalBackend(Backend):
@@ -88,6 +92,7 @@ class LocalBackend(Backend):
     prefix: ClassVar[str] = "local"
     supports_exact: ClassVar[bool] = True
     supports_constrained: ClassVar[bool] = True
+    supports_raw: ClassVar[bool] = True
 
     def __init__(self, model: str) -> None:
         super().__init__(model)
@@ -160,8 +165,15 @@ class LocalBackend(Backend):
 
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
         assert self._client is not None, "backend not started"
+        body = {"messages": [dict(m) for m in messages], **self._sampling(settings)}
+        return await self._client.chat(body)
+
+    async def sample_raw(self, prompt: str, settings: SampleSettings) -> Reply:
+        assert self._client is not None, "backend not started"
+        return await self._client.complete({"prompt": prompt, **self._sampling(settings)})
+
+    def _sampling(self, settings: SampleSettings) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "messages": [dict(m) for m in messages],
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
             **NEUTRAL_SAMPLERS,
@@ -169,29 +181,41 @@ class LocalBackend(Backend):
         if settings.seed is not None:
             body["seed"] = settings.seed
         if settings.constrain_to:
-            body["grammar"] = answer_grammar(settings.constrain_to, settings.constrain_count)
-        return await self._client.chat(body)
+            body["grammar"] = answer_grammar(
+                settings.constrain_to, settings.constrain_count, continuation=settings.continuation
+            )
+        return body
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
         """Raw next-token log-probabilities, widening to the whole vocabulary if an answer hides."""
+        body = {"messages": [dict(m) for m in messages], "logprobs": True}
+        return await self._exact(body, answers, CHAT, "top_logprobs")
+
+    async def distribution_raw(self, prompt: str, answers: Sequence[str]) -> Reply:
+        """As `distribution`, after a plain-text prompt (a text completion's `logprobs` is the
+        number of candidates)."""
+        return await self._exact({"prompt": prompt}, answers, COMPLETIONS, "logprobs")
+
+    async def _exact(
+        self, body: dict[str, Any], answers: Sequence[str], endpoint: str, count: str
+    ) -> Reply:
         assert self._client is not None, "backend not started"
-        body: dict[str, Any] = {
-            "messages": [dict(m) for m in messages],
+        body = {
+            **body,
             "temperature": 0.0,
             "max_tokens": 1,
-            "logprobs": True,
-            "top_logprobs": FIRST_TOP_LOGPROBS,
+            count: FIRST_TOP_LOGPROBS,
             "cache_prompt": False,
         }
-        reply = await self._client.chat(body)
+        reply = await self._client.reply(body, endpoint)
         if not reply.ok:
             return reply
         found, missing = answer_logprobs(reply.response, answers)
         if missing and self._n_vocab and self._n_vocab > FIRST_TOP_LOGPROBS:
-            reply = await self._client.chat({**body, "top_logprobs": self._n_vocab})
+            reply = await self._client.reply({**body, count: self._n_vocab}, endpoint)
             if not reply.ok:
                 return reply
             found, missing = answer_logprobs(reply.response, answers)
         reply.answer_logprobs = found
-        reply.meta["top_logprobs"] = reply.request["top_logprobs"]
+        reply.meta["top_logprobs"] = reply.request[count]
         return reply

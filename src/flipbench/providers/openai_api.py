@@ -5,6 +5,11 @@ of the outcome (see `failures`), then success, a retry (rate limits honour Retry
 shrink concurrency; transient errors back off with jitter), or a fatal stop of the whole model
 with one message — never N wasted calls. Keys come from the environment only and are sent in a
 header, so they never reach a journaled request body.
+
+Trial protocols: a raw prompt goes to `<base>/completions` (`prompt`; `openai-api/…` only:
+OpenRouter's text completions do not promise an untemplated prompt). An assistant prefill is
+sent as the last message, role assistant: OpenRouter documents that as a prefill the model
+continues; other OpenAI-compatible servers vary (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -20,25 +25,26 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from flipbench.errors import BackendFatalError, BudgetReached, FlipbenchError
-from flipbench.parse import NO_LOGPROBS
 from flipbench.providers.base import (
     Backend,
     Message,
     Pricing,
     Reply,
     SampleSettings,
-    estimate_prompt_tokens,
+    estimate_request_tokens,
 )
 from flipbench.providers.failures import FailureKind
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import (
+    CHAT,
+    COMPLETIONS,
     ChatClient,
     Exchange,
-    answer_logprobs,
-    first_choice,
+    read_exact,
     reported_cost,
     to_reply,
 )
+from flipbench.providers.replies import flag_cache_hit
 from flipbench.safety import clean_url, register_secret
 
 if TYPE_CHECKING:
@@ -72,6 +78,7 @@ class OpenAICompatibleBackend(Backend):
 
     prefix: ClassVar[str] = "openai-api"
     supports_exact: ClassVar[bool] = True
+    supports_raw: ClassVar[bool] = True
     default_max_tokens: ClassVar[int | None] = API_MAX_TOKENS
     default_concurrency: ClassVar[int] = 64
     tasks_per_slot: ClassVar[int] = 4
@@ -195,18 +202,16 @@ class OpenAICompatibleBackend(Backend):
             return f"{self.remote_model} does not list top_logprobs among its supported parameters"
         return None
 
-    def _body(
-        self, messages: Sequence[Message], temperature: float, max_tokens: int
-    ) -> dict[str, Any]:
+    def _body(self, prompt: dict[str, Any], temperature: float, max_tokens: int) -> dict[str, Any]:
         return {
             "model": self.remote_model,
-            "messages": [dict(m) for m in messages],
+            **prompt,  # {"messages": […]} or, raw, {"prompt": "…"}
             "temperature": temperature,
             "max_tokens": max_tokens,
             **self.options.extra_body,
         }
 
-    async def call(self, body: dict[str, Any]) -> Reply:
+    async def call(self, body: dict[str, Any], endpoint: str = CHAT) -> Reply:
         """Send with retries; returns the final reply (ok or not) or raises on a fatal failure.
 
         Failed attempts before the final reply are summarised in its `meta["attempts"]`, and any
@@ -234,7 +239,8 @@ class OpenAICompatibleBackend(Backend):
                         last.meta["stopped_by_budget"] = True
                         return last
                     raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
-                exchange = None if self._must_wait_for_budget() else await self._send(body)
+                wait = self._must_wait_for_budget()
+                exchange = None if wait else await self._send(body, endpoint)
             if exchange is None:  # the calls in flight may spend what is left: see first
                 await settled.wait()
                 continue
@@ -243,7 +249,7 @@ class OpenAICompatibleBackend(Backend):
                 self.limiter.on_success()
                 reply = to_reply(exchange, None)
                 paid += self._account(reply)
-                _flag_cache_hit(reply)
+                flag_cache_hit(reply)
                 if counts:
                     reply.meta["retries"] = dict(counts)
                     reply.meta["attempts"] = attempts
@@ -280,13 +286,13 @@ class OpenAICompatibleBackend(Backend):
             return False
         return self.budget.spent + (self._sending + 1) * largest > cap
 
-    async def _send(self, body: dict[str, Any]) -> Exchange:
+    async def _send(self, body: dict[str, Any], endpoint: str) -> Exchange:
         assert self._client is not None, "backend not started"
         if self.on_send is not None:
             self.on_send()
         self._sending += 1
         try:
-            return await self._client.post(body)
+            return await self._client.post(body, endpoint)
         finally:
             self._sending -= 1
             self._settled.set()  # wake the calls waiting for the budget, then start a new round
@@ -314,7 +320,7 @@ class OpenAICompatibleBackend(Backend):
             prompt, completion = float(prices["prompt"]), float(prices["completion"])
         except (KeyError, TypeError, ValueError):
             return 0.0
-        tokens = estimate_prompt_tokens(reply.request.get("messages") or [])
+        tokens = estimate_request_tokens(reply.request)
         estimate = prompt * tokens + completion * int(reply.request.get("max_tokens") or 0)
         return estimate if math.isfinite(estimate) and estimate > 0 else 0.0
 
@@ -327,47 +333,38 @@ class OpenAICompatibleBackend(Backend):
         return self.budget.spent
 
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
-        body = self._body(messages, settings.temperature, settings.max_tokens)
+        return await self._sample({"messages": [dict(m) for m in messages]}, settings, CHAT)
+
+    async def sample_raw(self, prompt: str, settings: SampleSettings) -> Reply:
+        return await self._sample({"prompt": prompt}, settings, COMPLETIONS)
+
+    async def _sample(
+        self, prompt: dict[str, Any], settings: SampleSettings, endpoint: str
+    ) -> Reply:
+        body = self._body(prompt, settings.temperature, settings.max_tokens)
         if settings.seed is not None:
             body["seed"] = settings.seed
-        return await self.call(body)
+        return await self.call(body, endpoint)
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
         """Exact mode from `top_logprobs`, when the endpoint returns enough of them."""
-        body = self._body(messages, 0.0, 1)
+        body = self._body({"messages": [dict(m) for m in messages]}, 0.0, 1)
         body.update(logprobs=True, top_logprobs=API_TOP_LOGPROBS)
-        reply = await self.call(body)
-        if not reply.ok or reply.invalid_category is not None:
-            return reply
-        if not first_choice(reply.response).get("logprobs"):
-            reply.invalid_category = NO_LOGPROBS  # journaled; the runner then stops exact mode
-            return reply
-        found, missing = answer_logprobs(reply.response, answers)
-        reply.answer_logprobs = found
-        reply.meta["top_logprobs"] = API_TOP_LOGPROBS
-        if missing:
-            reply.meta["answers_below_top_logprobs"] = sorted(missing)
-        return reply
+        return read_exact(await self.call(body), answers, API_TOP_LOGPROBS)
 
-
-def _flag_cache_hit(reply: Reply) -> None:
-    """A cached reply repeats an earlier sample: it is not a new draw, so it is invalid."""
-    headers = reply.meta.get("headers") or {}
-    usage = reply.meta.get("usage") or {}
-    hit = str(headers.get("x-openrouter-cache-status", "")).upper() == "HIT"
-    zero = (
-        isinstance(usage, dict)
-        and usage
-        and not any(usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
-    )
-    if hit or zero:
-        reply.invalid_category = "cache_hit"
+    async def distribution_raw(self, prompt: str, answers: Sequence[str]) -> Reply:
+        """As `distribution`, after a raw prompt: a text completion's `logprobs` is the number
+        of candidates (OpenAI's own endpoint allows at most 5 and refuses this request)."""
+        body = self._body({"prompt": prompt}, 0.0, 1)
+        body["logprobs"] = API_TOP_LOGPROBS
+        return read_exact(await self.call(body, COMPLETIONS), answers, API_TOP_LOGPROBS)
 
 
 class OpenRouterBackend(OpenAICompatibleBackend):
     """OpenRouter (`OPENROUTER_API_KEY`; `OPENROUTER_BASE_URL` overrides the endpoint)."""
 
     prefix: ClassVar[str] = "openrouter"
+    supports_raw: ClassVar[bool] = False
     extra_headers: ClassVar[dict[str, str]] = {"X-OpenRouter-Cache": "false"}
 
     @property

@@ -1,12 +1,15 @@
 """The declarative shape of an experiment and its resolution into concrete conditions.
 
-An experiment is data (prompt, grids, N, answer space, parser, sampling defaults); a run
-resolves it with the user's overrides into a `ResolvedExperiment`, whose hash is recorded
-with every result so that two runs are comparable only when their definitions match.
+An experiment is data (prompt, trial protocol, grids, N, answer space, parser, sampling
+defaults); a run resolves it with the user's overrides into a `ResolvedExperiment`, whose hash
+is recorded with every result so that two runs are comparable only when their definitions
+match. The protocols (one turn, chained turns, a history, an assistant prefill, raw text) are
+in `tasks.protocols`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -15,12 +18,18 @@ from decimal import Decimal, InvalidOperation
 from string import Formatter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from flipbench.config import MAX_D, MAX_N, MAX_TEMPERATURE, MAX_TOKENS
 from flipbench.errors import FlipbenchError
-
-Message = dict[str, str]
+from flipbench.tasks.protocols import (
+    ChainedTurns,
+    Message,
+    SingleTurn,
+    TrialProtocol,
+    hashed_fields,
+    legacy_followup,
+)
 
 
 def render_template(template: str, fields: Mapping[str, str]) -> str:
@@ -70,7 +79,9 @@ def parse_percent(text: str | float | int) -> Decimal:
     return value
 
 
-Kind = Literal["flip", "d-flips", "chained", "ternary", "gaussian", "word-pair", "game"]
+#: The name of a registered experiment kind (`flipbench.kinds`): it picks the analysis,
+#: figures and table columns. Checked against the registry when a run starts.
+Kind = str
 Parser = Literal["whole-token", "d-tokens", "number", "last-option"]
 
 
@@ -90,7 +101,12 @@ class ConditionSpec(BaseModel):
 
 
 class Condition(BaseModel):
-    """A resolved grid point: exactly the messages sent and how its answers are read."""
+    """A resolved grid point: exactly what is sent and how its answers are read.
+
+    `messages` are the chat messages of the first request, as sent (a prefill's ends with the
+    partial assistant message, whose text is also `prefill`); `followups` the user turns of a
+    chained trial after each reply; `raw_prompt` the plain text of a raw trial (no messages).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -98,6 +114,9 @@ class Condition(BaseModel):
     value: str
     x: float
     messages: tuple[Message, ...]
+    followups: tuple[str, ...] = ()
+    prefill: str | None = None
+    raw_prompt: str | None = None
     answers: tuple[str, ...]
     first: str
     target: dict[str, float] | None = None
@@ -150,7 +169,7 @@ class ResolvedExperiment(BaseModel):
     kind: Kind = "flip"
     prompt: str
     system_prompt: str | None
-    followup: str | None = None
+    protocol: TrialProtocol = SingleTurn()
     grid: str
     specs: tuple[ConditionSpec, ...]
     params: dict[str, str] = {}
@@ -163,6 +182,14 @@ class ResolvedExperiment(BaseModel):
     temperature: float
     max_tokens: int
 
+    # Definitions journaled before protocols carry `followup`: read it as the chained protocol.
+    _legacy_followup = model_validator(mode="before")(legacy_followup)
+
+    @property
+    def followup(self) -> str | None:
+        """The first follow-up of a chained experiment, else None (read `protocol` instead)."""
+        return self.protocol.followups[0] if isinstance(self.protocol, ChainedTurns) else None
+
     @property
     def builder_kind(self) -> str:
         """ "flip" when conditions are coin probabilities p (their keys read `p=…`)."""
@@ -173,21 +200,27 @@ class ResolvedExperiment(BaseModel):
         return tuple(s.value for s in self.specs)
 
     def definition_hash(self) -> str:
-        """A stable hash of everything that shapes the requests and their scoring."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A stable hash of everything that shapes the requests and their scoring.
+
+        The protocol enters it as `hashed_fields` says, so that every definition from before
+        protocols (one turn, or chained flips) keeps the hash its runs were recorded with.
+        """
+        data = {
+            **self.model_dump(mode="json", exclude={"protocol"}),
+            **hashed_fields(self.protocol),
+        }
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def conditions(self) -> list[Condition]:
-        """The grid as conditions, in grid order."""
+        """The grid as conditions, in grid order, rendered by the experiment's protocol."""
         result = []
         for spec in self.specs:
-            user = render_template(self.prompt, {**self.params, **spec.fields})
-            messages: list[Message] = []
-            if self.system_prompt:
-                messages.append({"role": "system", "content": self.system_prompt})
-            messages.append({"role": "user", "content": user})
+            fill = functools.partial(render_template, fields={**self.params, **spec.fields})
+            sent = self.protocol.render(self.system_prompt, self.prompt, fill)
             condition = Condition(
-                key=spec.key, value=spec.value, x=spec.x, messages=tuple(messages),
+                key=spec.key, value=spec.value, x=spec.x, messages=sent.messages,
+                followups=sent.followups, prefill=sent.prefill, raw_prompt=sent.raw_prompt,
                 answers=spec.answers or self.answers, first=spec.first or self.first,
                 target=spec.target, group=spec.group,
             )  # fmt: skip
@@ -206,7 +239,8 @@ class ExperimentDefinition(BaseModel):
     kind: Kind = "flip"
     prompt: str
     system_prompt: str | None = None
-    followup: str | None = None  # chained flips: the second user turn
+    protocol: TrialProtocol = SingleTurn()  # how a trial talks to the model (tasks.protocols)
+    followup: str | None = None  # shorthand: protocol=ChainedTurns(followups=(followup,))
     grids: dict[str, tuple[ConditionSpec, ...]]
     default_grid: str = "default"
     builder: str | None = None  # name in POINT_BUILDERS: allows explicit values (`--p`)
@@ -219,6 +253,18 @@ class ExperimentDefinition(BaseModel):
     exact: bool = True  # the answer is one token of a known set: exact mode can read it
     temperature: float = 1.0
     max_tokens: int = 16
+
+    _legacy_followup = model_validator(mode="before")(legacy_followup)
+
+    @model_validator(mode="after")
+    def _check_protocol(self) -> ExperimentDefinition:
+        if isinstance(self.protocol, ChainedTurns):
+            turns = 1 + len(self.protocol.followups)
+            if self.d != turns:
+                raise ValueError(f"a chained trial of {turns} turns answers d={turns} tokens")
+            if self.exact:
+                raise ValueError("a chained trial is several replies: exact mode cannot read it")
+        return self
 
     def resolve(
         self,
@@ -276,15 +322,15 @@ class ExperimentDefinition(BaseModel):
         if max_tokens is None and "D" in params:  # not overridden: room for D tokens
             max_tokens = max(self.max_tokens, 2 * resolved_d + 16)
         template = self.prompt if prompt is None else prompt
-        for spec in ordered:
-            render_template(template, {**params, **spec.fields})
-        return ResolvedExperiment(
+        resolved = ResolvedExperiment(
             name=self.name, version=self.version, kind=self.kind, prompt=template,
             system_prompt=self.system_prompt if system_prompt is None else (system_prompt or None),
-            followup=self.followup, grid=grid_name, specs=ordered, params=params, d=resolved_d,
+            protocol=self.protocol, grid=grid_name, specs=ordered, params=params, d=resolved_d,
             n=n, answers=self.answers, first=self.first, parser=self.parser, exact=self.exact,
             temperature=temperature, max_tokens=max_tokens or self.max_tokens,
         )  # fmt: skip
+        resolved.conditions()  # every template of every condition fills, or fails here
+        return resolved
 
 
 def _short(number: int) -> str:

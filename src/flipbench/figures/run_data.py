@@ -1,7 +1,7 @@
 """Panel inputs from a run's results: the one place that reads the metrics' JSON layout.
 
-``analysis`` stores every metric as strict JSON (an interval is ``{"value", "low", "high"}``
-or ``{"value", "ci_low", "ci_high"}``, NaN is ``None``). The figures need arrays and the
+The kinds store every metric as strict JSON (an interval is ``{"value", "low", "high"}``, the
+layout of ``estimate.Estimate``; NaN is ``None``). The figures need arrays and the
 panel dataclasses instead; each function here returns None (or an empty list) when the run
 holds no usable number for that panel yet, so the caller draws only what exists.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flipbench.report.common import FloatArray
-from flipbench.report.panels import (
+from flipbench.figures.common import FloatArray
+from flipbench.figures.panels import (
     CountSample,
     GaussianSample,
     PositionS,
@@ -24,7 +24,9 @@ from flipbench.report.panels import (
     TernaryRates,
     WordPair,
 )
-from flipbench.results import RunResults
+
+if TYPE_CHECKING:
+    from flipbench.results import RunResults
 
 #: Count histograms shown for one run: the paper's p = 15 % and 45 % first, then a spread.
 HISTOGRAM_P = (0.15, 0.45, 0.3, 0.55, 0.7, 0.85)
@@ -36,12 +38,10 @@ def num(value: Any) -> float:
 
 
 def _interval(e: Any) -> tuple[float, float, float]:
-    """(value, low, high) of an Estimate dict in either spelling; NaN where missing."""
+    """(value, low, high) of an Estimate dict; NaN where missing."""
     if not isinstance(e, dict):
         return (math.nan, math.nan, math.nan)
-    low = e.get("low", e.get("ci_low"))
-    high = e.get("high", e.get("ci_high"))
-    return (num(e.get("value")), num(low), num(high))
+    return (num(e.get("value")), num(e.get("low")), num(e.get("high")))
 
 
 def has_answers(results: RunResults) -> bool:

@@ -1,6 +1,6 @@
 """Distribution panels of the paper: Figs. 3a/b (counts of "1") and 4 (ternary, Gaussian).
 
-Import them from ``flipbench.report.panels``; they live here only to keep modules short.
+Import them from ``flipbench.figures.panels``; they live here only to keep modules short.
 Each function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns the paths.
 """
 
@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator, MultipleLocator, PercentFormatter
 from scipy import stats
 
-from flipbench.report.common import (
+from flipbench.figures.common import (
     COLORS,
     MEAN_COLOR,
     FloatArray,

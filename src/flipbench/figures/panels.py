@@ -2,7 +2,7 @@
 
 This module holds the response-curve family (Figs. 1, 2, 3c and 6); the distribution panels
 (Figs. 3a/b, 4) live in ``panels_dist`` and the word panels (Fig. 5) in ``panels_words``,
-both re-exported here, so that ``flipbench.report.panels`` is the one import for every panel.
+both re-exported here, so that ``flipbench.figures.panels`` is the one import for every panel.
 Each function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns those paths.
 """
 
@@ -19,8 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 from numpy.typing import ArrayLike
 
-from flipbench.metrics import step_likeness
-from flipbench.report.common import (
+from flipbench.figures.common import (
     DIAGONAL_COLOR,
     MEAN_COLOR,
     SHADE_COLOR,
@@ -40,7 +39,7 @@ from flipbench.report.common import (
     styled,
     upper_left_is_emptier,
 )
-from flipbench.report.panels_dist import (
+from flipbench.figures.panels_dist import (
     CountSample,
     GaussianSample,
     TernaryRates,
@@ -49,7 +48,8 @@ from flipbench.report.panels_dist import (
     gaussian_panels,
     ternary_panels,
 )
-from flipbench.report.panels_words import WordPair, word_bias, word_bias_runs
+from flipbench.figures.panels_words import WordPair, word_bias, word_bias_runs
+from flipbench.metrics import step_likeness
 
 __all__ = [
     "CountSample",

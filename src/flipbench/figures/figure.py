@@ -7,12 +7,16 @@ and the paper panels share one look. Games reuse it with their options named on 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from flipbench.report.panels import P_LABEL, R_LABEL, Series, response_curves
-from flipbench.results import RunResults
+from flipbench.figures.panels import P_LABEL, R_LABEL, Series, response_curves
+
+if TYPE_CHECKING:
+    from flipbench.results import RunResults
 
 
 def run_series(results: RunResults, label: str = "") -> Series | None:
@@ -51,7 +55,7 @@ def run_note(results: RunResults) -> str:
 def run_title(results: RunResults) -> str:
     """Experiment (with D where it varies), model and mode: what tells two figures apart."""
     name = results.run.experiment
-    if results.experiment.kind in ("d-flips", "chained") and "D" in results.experiment.params:
+    if "D" in results.experiment.params:  # D flips per reply or turns: it tells runs apart
         name += f" (D = {results.experiment.d})"
     return f"{name} · {results.run.model} · {results.run.mode}"
 
@@ -78,3 +82,19 @@ def response_curve(
     return response_curves(
         [series], out_dir, stem, title=run_title(results), xlabel=xlabel, ylabel=ylabel, note=note
     )
+
+
+def overlay_curves(
+    runs: Sequence[RunResults],
+    labels: Sequence[str],
+    out_dir: Path,
+    stem: str,
+    *,
+    axes: tuple[str, str] = (P_LABEL, R_LABEL),
+) -> list[Path]:
+    """r(x) of each run on one axes, each S in the legend; ``axes`` names x and y."""
+    series = [s for r, label in zip(runs, labels, strict=True) if (s := run_series(r, label))]
+    if not series:
+        return []
+    title = runs[0].run.experiment
+    return response_curves(series, out_dir, stem, title=title, xlabel=axes[0], ylabel=axes[1])

@@ -1,6 +1,6 @@
 """Word-choice panels of the paper (Fig. 5): position bias and the red word's preference.
 
-Import them from ``flipbench.report.panels``; they live here only to keep modules short.
+Import them from ``flipbench.figures.panels``; they live here only to keep modules short.
 Each function writes ``<stem>.png`` and ``<stem>.svg`` into ``out_dir`` and returns the paths.
 """
 
@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from flipbench.report.common import (
+from flipbench.figures.common import (
     COLORS,
     DIAGONAL_COLOR,
     MEAN_COLOR,

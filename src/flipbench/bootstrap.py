@@ -1,0 +1,137 @@
+"""The one percentile bootstrap behind every interval built from several rates.
+
+Every statistic in flipbench resamples the same way: a condition's n valid answers drawn
+with replacement. That is a multinomial draw from the observed shares (binomial for two
+categories, one cell per distinct reply for whole replies), so all B replicates come from
+one generator call instead of a Python loop, and the statistic is then evaluated on the
+whole (B x ...) array at once. Keeping the draws here, in one place, is what lets the
+figures, the analyses and the 100-point benchmark report intervals that mean the same
+thing, and keeps the call order to the generator (hence every number) fixed per seed.
+
+Pure numpy: nothing here knows about experiments, cells or the journal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "check_boot",
+    "check_confidence",
+    "generator",
+    "multinomial_counts",
+    "percentile_interval",
+    "redraw_binomial",
+    "redraw_shares",
+    "replicate_interval",
+    "resample_row_means",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def check_confidence(confidence: float) -> None:
+    """Reject a confidence outside (0, 1): 95 passed for 0.95 would make no interval at all."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def check_boot(n_boot: int, confidence: float) -> None:
+    """Validate the bootstrap settings up front, before any work (and any draw) is done."""
+    check_confidence(confidence)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+
+
+def generator(seed: int | np.integer[Any]) -> np.random.Generator:
+    """The generator of one bootstrap; an explicit integer seed keeps intervals reproducible.
+
+    ``None`` would silently draw from OS entropy (a different interval on every call), so it
+    is refused like any other non-integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def multinomial_counts(
+    rng: np.random.Generator, n: int | IntArray, shares: FloatArray, n_boot: int
+) -> IntArray:
+    """n_boot redraws of n answers from ``shares``: counts of shape (n_boot, *n.shape, K).
+
+    ``n`` may be one count (shares of shape K) or one count per condition (shares m x K),
+    in which case every condition is redrawn independently in the same single call.
+    """
+    counts: IntArray = rng.multinomial(n, shares, size=(n_boot, *np.shape(n)))
+    return counts
+
+
+def redraw_shares(
+    rng: np.random.Generator, n: int | IntArray, shares: FloatArray, n_boot: int
+) -> FloatArray:
+    """``multinomial_counts`` as shares: each replicate's counts divided by its n."""
+    counts = multinomial_counts(rng, n, shares, n_boot)
+    out: FloatArray = counts / np.asarray(n)[..., np.newaxis]
+    return out
+
+
+def redraw_binomial(
+    rng: np.random.Generator, n: int | IntArray, rate: float | FloatArray, n_boot: int
+) -> FloatArray:
+    """n_boot redraws of the rate k / n of one category, shape (n_boot, *n.shape).
+
+    The two-category case of ``redraw_shares``, drawn as Binomial(n, rate) because only
+    one share is needed.
+    """
+    out: FloatArray = rng.binomial(n, rate, size=(n_boot, *np.shape(n))) / n
+    return out
+
+
+def resample_row_means(rng: np.random.Generator, rows: IntArray, n_boot: int) -> FloatArray:
+    """Column means of the rows resampled with replacement, n_boot times: (n_boot x D).
+
+    Rows are whole replies (e.g. D flips), resampled as units because the values within a
+    reply are not independent. Drawing n rows with replacement is a multinomial over the
+    distinct rows, so the cost is one draw over the distinct patterns and one product.
+    """
+    n = rows.shape[0]
+    patterns, counts = np.unique(rows, axis=0, return_counts=True)
+    weights = multinomial_counts(rng, n, counts / n, n_boot)
+    out: FloatArray = weights @ patterns / n
+    return out
+
+
+def percentile_interval(samples: FloatArray, confidence: float) -> tuple[float, float]:
+    """Percentile bootstrap interval of the replicates (linear interpolation).
+
+    With any infinite replicate (e.g. a KL divergence where a redraw puts mass on an
+    impossible answer) interpolation would produce inf - inf = NaN, so the interval then
+    uses order statistics (no interpolation) and stays meaningful.
+    """
+    alpha = 1.0 - confidence
+    qs = [alpha / 2.0, 1.0 - alpha / 2.0]
+    if np.all(np.isfinite(samples)):
+        lo, hi = np.quantile(samples, qs)
+    else:
+        lo, hi = np.quantile(samples, qs, method="inverted_cdf")
+    return (float(lo), float(hi))
+
+
+def replicate_interval(samples: FloatArray, point: float, confidence: float) -> tuple[float, float]:
+    """Interval of one statistic from its replicates and its point estimate.
+
+    No spread (every replicate equal, e.g. only exact inputs) gives the point itself, bit
+    for bit: sums over a batch of B may round differently from a batch of 1, and an exact
+    value must not get a sliver of an interval. A replicate that is undefined (NaN) makes
+    the interval undefined rather than quietly shrinking the sample.
+    """
+    if samples.size and np.all(samples == samples[0]):
+        return (point, point)
+    if samples.size == 0 or np.isnan(samples).any():
+        return (math.nan, math.nan)
+    return percentile_interval(samples, confidence)

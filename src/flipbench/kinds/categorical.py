@@ -1,0 +1,216 @@
+"""Draws from a requested distribution over a set of answers: a die, a deck, a prior.
+
+The generic kind reads each condition's `target` (the requested share of every answer), so a
+new experiment of this shape needs no code here: per-answer rates with Wilson intervals
+(points when exact), total variation and KL against the request with bootstrap intervals, a
+chi-square goodness-of-fit test (sampled runs), and, when every condition requests x for its
+`first` answer, that answer's response curve and S. The ternary deck (paper Fig. 4) is this
+kind plus the benchmark's Exp3 areas and its own panel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats
+
+from flipbench.analysis import (
+    Analysis,
+    ConditionData,
+    benchmark_intervals,
+    cells,
+    estimate_text,
+    number_text,
+)
+from flipbench.distfit import categorical_fit
+from flipbench.kinds.base import ExperimentKind
+from flipbench.kinds.curve import curve_analysis
+from flipbench.scoring import BenchmarkParts
+from flipbench.tasks.definition import Condition, ResolvedExperiment
+
+if TYPE_CHECKING:
+    from flipbench.figures.panels_categorical import AnswerShares
+    from flipbench.results import RunResults
+
+#: At most this many conditions get a line each in `show`; more are summarised.
+_LINES = 8
+
+
+def requested(condition: Condition) -> np.ndarray:
+    """The requested shares in the condition's answer order (0 where the target is silent)."""
+    target = condition.target or {}
+    return np.array([float(target.get(a, 0.0)) for a in condition.answers], dtype=float)
+
+
+def chi_square(counts: np.ndarray, want: np.ndarray) -> dict[str, Any]:
+    """Pearson's goodness-of-fit of answer counts to the requested shares.
+
+    Answers the request declares impossible (share 0) are left out of the statistic; if any
+    was answered, the request is rejected outright (statistic inf, p = 0). `min_expected`
+    below 5 means the chi-square approximation is rough; the statistic is still reported.
+    """
+    n = float(counts.sum())
+    allowed = want > 0
+    df = int(allowed.sum()) - 1
+    if counts[~allowed].sum() > 0:
+        return {"stat": math.inf, "df": df, "p_value": 0.0, "min_expected": None}
+    expected = n * want[allowed] / want[allowed].sum()
+    stat = float(((counts[allowed] - expected) ** 2 / expected).sum()) if df > 0 else 0.0
+    p_value = float(stats.chi2.sf(stat, df)) if df > 0 else 1.0
+    return {"stat": stat, "df": df, "p_value": p_value, "min_expected": float(expected.min())}
+
+
+def condition_fits(data: Sequence[ConditionData]) -> dict[str, dict[str, Any]]:
+    """`categorical_fit` (+ chi-square when sampled) of every condition with an answer, by the
+    condition's grid value."""
+    fits: dict[str, dict[str, Any]] = {}
+    for d in data:
+        observed, n = d.observed()
+        if n == 0 or d.condition.target is None:
+            continue
+        want = requested(d.condition)
+        fit = categorical_fit(observed, want, exact=n is None).to_dict()
+        fit["answers"] = list(d.condition.answers)
+        if n is not None:
+            fit["chi_square"] = chi_square(observed, want)
+        fits[d.condition.value] = fit
+    return fits
+
+
+def _fit_line(value: str, fit: dict[str, Any]) -> str:
+    tv, kl = fit["tv"], fit["kl"]
+    kl_text = "inf" if fit["kl_infinite"] else estimate_text(kl)
+    line = f"{value}: TV {estimate_text(tv)}, KL {kl_text}"
+    chi = fit.get("chi_square")
+    if chi is not None:
+        inf = chi["stat"] is None or math.isinf(chi["stat"])
+        stat = "inf" if inf else f"{chi['stat']:.1f}"
+        line += f", χ²({chi['df']}) = {stat}, p = {chi['p_value']:.2g}"
+    return line
+
+
+def _tracks_first(data: Sequence[ConditionData]) -> bool:
+    """Every condition requests x for its first answer: r(x) has the diagonal as target."""
+    return len(data) >= 2 and all(
+        d.condition.target is not None
+        and abs(d.condition.target.get(d.condition.first, math.nan) - d.condition.x) < 1e-9
+        for d in data
+    )
+
+
+class CategoricalKind(ExperimentKind):
+    names = ("categorical",)
+
+    def analyse(self, experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+        fits = condition_fits(data)
+        metrics: dict[str, Any] = {"per_condition": fits}
+        tvs = [f["tv"]["value"] for f in fits.values()]
+        if tvs:
+            metrics["mean_tv"] = float(np.mean(tvs))
+        names = {d.condition.value: d.condition.key for d in data}
+        shown = list(fits.items())
+        lines = [_fit_line(names[v], f) for v, f in shown[:_LINES]]
+        if len(shown) > _LINES:
+            lines.append(
+                f"… {len(shown) - _LINES} more conditions; mean TV {number_text(np.mean(tvs))},"
+                f" largest {number_text(max(tvs))}"
+            )
+        curve = curve_analysis(data) if _tracks_first(data) else None
+        if curve is None:
+            return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
+        metrics["S"] = curve.metrics["S"]
+        return Analysis(curve.s, curve.s_ci, metrics, lines)
+
+    def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
+        from flipbench.figures.figure import response_curve, run_title
+        from flipbench.figures.panels_categorical import answer_share_panels
+
+        shares = answer_shares(results)
+        paths = answer_share_panels([shares], out_dir, title=run_title(results)) if shares else []
+        if not math.isnan(results.s):
+            paths += response_curve(results, out_dir)
+        return paths
+
+    def overlay(
+        self, runs: Sequence[RunResults], labels: Sequence[str], out_dir: Path, stem: str
+    ) -> list[Path]:
+        from flipbench.figures.figure import overlay_curves
+        from flipbench.figures.panels_categorical import answer_share_panels
+
+        shares = [
+            s for r, label in zip(runs, labels, strict=True) if (s := answer_shares(r, label))
+        ]
+        title = runs[0].run.experiment
+        try:
+            paths = answer_share_panels(shares, out_dir, stem, title=title) if shares else []
+        except ValueError:  # the runs share no condition
+            paths = []
+        if any(not math.isnan(r.s) for r in runs):
+            paths += overlay_curves(runs, labels, out_dir, f"{stem}_response_curve")
+        return paths
+
+
+def answer_shares(results: RunResults, label: str = "") -> list[AnswerShares]:
+    """Each condition's observed shares against the request, from the run's fits."""
+    from flipbench.figures.panels_categorical import AnswerShares
+    from flipbench.figures.run_data import num
+
+    fits = results.metrics.get("per_condition") or results.metrics.get("per_q") or {}
+    out = []
+    for condition in results.experiment.conditions():
+        fit = fits.get(condition.value)
+        if not isinstance(fit, dict):
+            continue
+        rates = [(num(e["value"]), num(e["low"]), num(e["high"])) for e in fit["rates"]]
+        arr = np.array(rates)
+        sampled = fit.get("n") is not None
+        lo, hi = (arr[:, 1], arr[:, 2]) if sampled else (None, None)
+        shares = AnswerShares(condition.key, condition.answers, requested(condition), arr[:, 0],
+                              lo, hi, label)  # fmt: skip
+        out.append(shares)
+    return out
+
+
+class TernaryKind(CategoricalKind):
+    """The three-way deck: the categorical fits per q, and the benchmark's Exp3 areas."""
+
+    names = ("ternary",)
+
+    def analyse(self, experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+        fits = condition_fits(data)
+        keys = ("A0", "A1", "A2", "S0", "S1", "S2")
+        m = benchmark_intervals(lambda c: BenchmarkParts(exp3=c), cells(data), ("exp3",), keys)
+        lines = [
+            f"S0 {estimate_text(m['S0'])}, S1 {estimate_text(m['S1'])},"
+            f" S2 {estimate_text(m['S2'])} (benchmark areas)"
+        ]
+        return Analysis(math.nan, (math.nan, math.nan), {"per_q": fits, "areas": m}, lines)
+
+    def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
+        from flipbench.figures import run_data as rd
+        from flipbench.figures.figure import run_title
+        from flipbench.figures.panels import ternary_panels
+
+        rates = rd.ternary_rates(results)
+        return (
+            ternary_panels([rates], out_dir, "ternary", title=run_title(results)) if rates else []
+        )
+
+    def overlay(
+        self, runs: Sequence[RunResults], labels: Sequence[str], out_dir: Path, stem: str
+    ) -> list[Path]:
+        from flipbench.figures import run_data as rd
+        from flipbench.figures.panels import ternary_panels
+
+        pairs = zip(runs, labels, strict=True)
+        rates = [t for r, label in pairs if (t := rd.ternary_rates(r, label)) is not None]
+        title = runs[0].run.experiment
+        return ternary_panels(rates, out_dir, stem, title=title) if rates else []
+
+
+CATEGORICAL = CategoricalKind()
+TERNARY = TernaryKind()

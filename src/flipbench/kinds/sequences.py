@@ -1,0 +1,129 @@
+"""D flips per reply, or one flip per turn of a conversation (paper Figs. 2 and 3).
+
+Per position j: r_j(p) and S_j; over positions: Mean(r), its S (the headline) and the running
+S; for D >= 10 the histogram of "1"s per reply against Binomial(D, p) with the variance ratio.
+The table's rate is Mean(r) with its bootstrap interval, not the rate of one answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flipbench.analysis import Analysis, ConditionData, number_text
+from flipbench.curves import position_curves
+from flipbench.distfit import count_histogram
+from flipbench.kinds.base import ExperimentKind
+from flipbench.tasks.definition import ResolvedExperiment
+
+if TYPE_CHECKING:
+    from flipbench.figures.panels import CountSample
+    from flipbench.results import RunResults
+
+MEAN_LABEL = 'Mean(r): share of "1" over all D positions'
+
+
+class SequenceKind(ExperimentKind):
+    names = ("d-flips", "chained")
+
+    def analyse(self, experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
+        d = experiment.d
+        replies = {c.condition.x: c.replies(d) for c in data}
+        curves = position_curves(replies)
+        metrics: dict[str, Any] = {"positions": curves.to_dict()}
+        s_mean = curves.s_mean
+        per_position = ", ".join(
+            f"S{j + 1} {number_text(e.value)}" for j, e in enumerate(curves.s_position)
+        )
+        first = f"S1 {number_text(curves.s_position[0].value)}"
+        lines = [f"per position: {per_position}" if d <= 10 else first]
+        if d >= 10:
+            hist = {f"{p:g}": count_histogram(r, p).to_dict() for p, r in replies.items() if len(r)}
+            metrics["count_histograms"] = hist
+            ratios = ", ".join(
+                f"p={k}: {number_text(v['variance_ratio']['value'])}" for k, v in hist.items()
+            )
+            lines.append(f"variance ratio (observed / binomial): {ratios}")
+        rates = [
+            (e.value, e.low, e.high) for e in curves.mean_rate
+        ]  # the table shows Mean(r) per condition
+        return Analysis(s_mean.value, (s_mean.low, s_mean.high), metrics, lines, rates)
+
+    def rate_label(self, experiment: ResolvedExperiment) -> str:
+        return "Mean(r)"
+
+    def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
+        from flipbench.figures import run_data as rd
+        from flipbench.figures.figure import run_title
+        from flipbench.figures.panels import count_histograms, position_curves, position_s_curves
+
+        pos = rd.positions(results)
+        if pos is None:
+            return []
+        title = run_title(results)
+        shown = rd.shown_positions(pos.d)
+        intervals = pos.d <= 2  # with more curves the bars would hide them
+        paths = position_curves(
+            pos.p, pos.r, out_dir, "position_curves", title=title, positions=shown,
+            lo=pos.lo if intervals else None, hi=pos.hi if intervals else None,
+        )  # fmt: skip
+        s_curve = rd.position_s(pos, f"D = {pos.d}")
+        if s_curve is not None:
+            paths += position_s_curves([s_curve], out_dir, "position_s", title=title)
+        by_p = rd.count_samples(results)
+        if by_p:
+            samples = [by_p[p] for p in rd.pick_p(by_p, 6)]
+            paths += count_histograms(samples, out_dir, "count_histograms", title=title)
+        return paths
+
+    def overlay(
+        self, runs: Sequence[RunResults], labels: Sequence[str], out_dir: Path, stem: str
+    ) -> list[Path]:
+        """Mean(r) of each run on one axes, S_j / running S one line per run, histograms per
+        run."""
+        from flipbench.figures import run_data as rd
+        from flipbench.figures.panels import PositionS, Series, position_s_curves, response_curves
+
+        title = runs[0].run.experiment
+        series: list[Series] = []
+        s_curves: list[PositionS] = []
+        hists = []
+        for r, label in zip(runs, labels, strict=True):
+            pos = rd.positions(r)
+            if pos is None:
+                continue
+            series.append(rd.mean_series(pos, label))
+            if (s_curve := rd.position_s(pos, label)) is not None:
+                s_curves.append(s_curve)
+            if by_p := rd.count_samples(r, label):
+                hists.append(by_p)
+        if not series:
+            return []
+        paths = response_curves(series, out_dir, stem, title=title, ylabel=MEAN_LABEL)
+        if s_curves:
+            paths += position_s_curves(s_curves, out_dir, f"{stem}_position_s", title=title)
+        if hists:
+            paths += _overlay_histograms(hists, out_dir, f"{stem}_count_histograms", title)
+        return paths
+
+
+def _overlay_histograms(
+    hists: Sequence[dict[float, CountSample]], out_dir: Path, stem: str, title: str
+) -> list[Path]:
+    """A row per p that every run has, a column per run; run by run when they share no p."""
+    from flipbench.figures import run_data as rd
+    from flipbench.figures.panels import count_histograms
+
+    limit = max(2, 6 // len(hists))  # at least the paper's p = 15 % and 45 %
+    shared = set.intersection(*(set(h) for h in hists))
+    ncols = len(hists) if len(hists) <= 4 else 3
+    if shared:
+        samples = [h[p] for p in rd.pick_p(shared, limit) for h in hists]
+    else:
+        samples = [h[p] for h in hists for p in rd.pick_p(h, limit)]
+        ncols = min(limit, 3)
+    return count_histograms(samples, out_dir, stem, title=title, ncols=ncols)
+
+
+SEQUENCES = SequenceKind()

@@ -1,0 +1,97 @@
+"""What the fault server is told to do: which faults, how often, and what it lists and charges.
+
+Kept apart from the server (`fault_app`) so that a script of faults can be written, checked and
+turned into command-line flags (`fault_server`) without reading any of the wire code. Each fault
+field of `FaultConfig` is that fault's probability per request; the probabilities are laid out as
+bands on [0, 1) in the order of `FAULT_KINDS`, so one uniform draw picks a request's fate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Fault kinds in the order their probability bands are laid out on [0, 1).
+FAULT_KINDS = (
+    "rate_limit",
+    "error_200",
+    "server_error",
+    "hang",
+    "malformed",
+    "no_choices",
+    "empty_length",
+    "cache_hit",
+    "in_flight_402",
+    "server_error_text",
+)
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {
+        "id": "fault/model",
+        "pricing": {"prompt": "0.0000001", "completion": "0.0000002"},
+        "supported_parameters": [
+            "temperature",
+            "max_tokens",
+            "logprobs",
+            "top_logprobs",
+            "reasoning",
+        ],
+        "context_length": 8192,
+    }
+]
+#: Fatal modes: every request gets this status and OpenRouter's message for it.
+FATAL = {
+    "400": (400, "Invalid request"),
+    "401": (401, "User not found."),
+    "402": (402, "Insufficient credits. Add more using https://openrouter.ai/settings/credits"),
+    "404": (404, "No endpoints found for {model}."),
+}
+FATAL_MODES = tuple(FATAL)
+
+
+@dataclass
+class FaultConfig:
+    """Server behaviour; each fault field is that fault's probability per request."""
+
+    latency_s: float = 0.0
+    p_one: float = 0.7
+    echo_p: bool = False
+    seed: int = 0
+    rate_limit: float = 0.0
+    retry_after_s: float = 1.0
+    error_200: float = 0.0
+    server_error: float = 0.0
+    server_error_status: int = 502
+    hang: float = 0.0
+    hang_s: float = 30.0
+    malformed: float = 0.0
+    no_choices: float = 0.0
+    empty_length: float = 0.0
+    cache_hit: float = 0.0
+    in_flight_402: float = 0.0
+    fatal: str | None = None
+    api_key: str | None = None
+    cost_per_call: float = 0.00001
+    record_bodies: bool = False
+    logprobs: bool = True  # False: like providers that return null logprobs without an error
+    server_error_text: float = 0.0  # a 500 whose body is plain text, not JSON
+    hostile: str | None = None  # a HOSTILE_SHAPES name, "all", or a comma-separated list
+    huge_bytes: int = 10_000_000  # filler after the answer in the "huge" shape
+    echo_secrets: bool = False  # error replies echo the Authorization header and all headers
+
+
+def fault_probabilities(config: FaultConfig) -> list[float]:
+    """Each fault's probability, in the order of `FAULT_KINDS`."""
+    return [getattr(config, k) for k in FAULT_KINDS]
+
+
+def check_config(config: FaultConfig) -> None:
+    """Refuse a script the server cannot play (ValueError), before it binds a port."""
+    probs = fault_probabilities(config)
+    if any(not 0.0 <= p <= 1.0 for p in probs) or sum(probs) > 1.0 + 1e-9:
+        raise ValueError("fault probabilities must lie in [0, 1] and sum to at most 1")
+    if config.fatal is not None and config.fatal not in FATAL_MODES:
+        raise ValueError(f"fatal must be one of {FATAL_MODES} or None")
+    if not 500 <= config.server_error_status <= 599:
+        raise ValueError("server_error_status must be a 5xx status")
+    if config.huge_bytes < 0:
+        raise ValueError("huge_bytes must be >= 0")

@@ -81,6 +81,11 @@ def _panel(ax: Axes, shares: Sequence[AnswerShares], labels: Sequence[str]) -> N
     ax.set_title(first.condition)
 
 
+def _default_label(shares: AnswerShares) -> str:
+    sampled = shares.lo is not None
+    return "observed share (95 % Wilson)" if sampled else "exact probability (renormalised)"
+
+
 def answer_share_panels(
     runs: Sequence[Sequence[AnswerShares]],
     out_dir: Path,
@@ -95,7 +100,7 @@ def answer_share_panels(
     conditions = [s.condition for s in runs[0] if all(s.condition in r for r in by_run)]
     if not conditions:
         raise ValueError("the runs share no condition: nothing to draw side by side")
-    labels = [run[0].label or "observed share (95 % Wilson)" for run in runs]
+    labels = [run[0].label or _default_label(run[0]) for run in runs]
     with styled():
         fig, axes = panel_grid(len(conditions), (3.6, 3.0), sharey=True)
         for ax, condition in zip(axes, conditions, strict=True):

@@ -38,8 +38,8 @@ def test_game_direction_score_counts_adjacent_signs() -> None:
     }
     result = analyse(exp, _data("business", answers))
     # signs: 0, +1, 0, +1, −1, +1 → raw = 2/6, d = (raw + 1) / 2 = 2/3
-    assert result.metrics["direction_raw"]["value"] == pytest.approx(2 / 6)
-    d = result.metrics["direction_d"]
+    assert result.metrics.to_json()["direction_raw"]["value"] == pytest.approx(2 / 6)
+    d = result.metrics.to_json()["direction_d"]
     assert d["value"] == pytest.approx(2 / 3) and d["low"] <= 2 / 3 <= d["high"]
     assert any("direction score d = 0.667" in line for line in result.lines)
 
@@ -48,7 +48,7 @@ def test_two_flips_per_position_and_mean() -> None:
     exp = get_experiment("d-flips").resolve(p_values=["0", "100"], d=2)
     answers = {"p=0": ["1 0"] * 4, "p=100": ["1 1"] * 4}  # position 1 always "1"
     result = analyse(exp, _data("d-flips", answers, p_values=["0", "100"], d=2))
-    s_pos = [e["value"] for e in result.metrics["positions"]["s_position"]]
+    s_pos = [e["value"] for e in result.metrics.to_json()["positions"]["s_position"]]
     # r1 = 1 at both ends: |r1 − p| is 1 at p = 0 and 0 at p = 1 → S1 = 4·(1 + 0)/2 = 2
     # r2 = p exactly → S2 = 0; Mean(r) = 0.5 and 1 → |.| = 0.5, 0 → S = 4·0.25 = 1
     assert s_pos == pytest.approx([2.0, 0.0])
@@ -59,7 +59,7 @@ def test_ten_flips_report_the_count_histogram() -> None:
     exp = get_experiment("d-flips").resolve(grid="fig3", d=10)
     same = "1 0 0 0 0 0 0 0 0 0"
     result = analyse(exp, _data("d-flips", {"p=15": [same] * 50}, grid="fig3", d=10))
-    hist = result.metrics["count_histograms"]["0.15"]
+    hist = result.metrics.to_json()["count_histograms"]["0.15"]
     assert hist["variance_ratio"]["value"] == 0.0  # every reply has exactly one "1"
     assert any("variance ratio" in line for line in result.lines)
 
@@ -68,7 +68,7 @@ def test_ternary_areas_and_kl() -> None:
     exp = get_experiment("ternary").resolve()
     answers = {c.key: ["1"] * 10 for c in exp.conditions()}  # always the fixed 40 % card
     result = analyse(exp, _data("ternary", answers))
-    areas = result.metrics["areas"]
+    areas = result.metrics.to_json()["areas"]
     # r1 = 1 everywhere: A1 = ∫₀^0.6 |1 − 0.4| dq = 0.36 → S1 = 1; r0 = r2 = 0:
     # A0 = ∫ P0 dP0 over [0, 0.6] = 0.18 → S0 = 0.18 / 0.43; A2 = 0.18 too.
     assert areas["S1"]["value"] == pytest.approx(1.0)
@@ -76,19 +76,19 @@ def test_ternary_areas_and_kl() -> None:
     assert areas["S2"]["value"] == pytest.approx(0.18 / 0.43)
     # Every answer is "1": a redraw of each condition gives the same, so the interval is a point.
     assert areas["S1"]["low"] == areas["S1"]["high"] == pytest.approx(1.0)
-    assert result.metrics["per_q"]["20"]["kl"] is not None
+    assert result.metrics.to_json()["per_q"]["20"]["kl"] is not None
     assert math.isnan(result.s)
 
 
 def test_gaussian_and_word_bias() -> None:
     exp = get_experiment("gaussian").resolve()
     values = [str(v) for v in (85, 100, 115, 100, 92, 108)]
-    fit = analyse(exp, _data("gaussian", {"normal": values})).metrics["gaussian"]
+    fit = analyse(exp, _data("gaussian", {"normal": values})).metrics.to_json()["gaussian"]
     assert fit["mean"]["value"] == pytest.approx(100.0)
 
     words = get_experiment("word-bias").resolve()
     answers = {c.key: [c.answers[0]] * 10 for c in words.conditions()}  # always the first word
-    bias = analyse(words, _data("word-bias", answers)).metrics["bias"]
+    bias = analyse(words, _data("word-bias", answers)).metrics.to_json()["bias"]
     assert bias["avg_pos_bias"]["value"] == pytest.approx(0.5)  # |1 − 0.5| everywhere
     assert bias["avg_red_bias"]["value"] == pytest.approx(0.0)  # red 1st, then 2nd: 0.5 each
 
@@ -109,7 +109,7 @@ def test_reasoning_execution_gap_of_games() -> None:
         d.answers = [pick] * 10
         d.texts = [f"P(A) = {share}; I map it to {pick}."] * 10
     data[0].texts = ["No reasoning, just B."] * 10  # x = 0.01: states nothing
-    gap = analyse(exp, data).metrics["reasoning_execution"]
+    gap = analyse(exp, data).metrics.to_json()["reasoning_execution"]
     assert gap["stated_share"]["value"] == pytest.approx(90 / 100)
     assert gap["per_condition"][0]["n_stated"] == 0 and gap["per_condition"][1]["n_stated"] == 10
     # The stated-optimum replies still play a step: S of their choices is large.
@@ -122,10 +122,10 @@ def test_counts_stay_whole_numbers_whatever_n() -> None:
     exp = get_experiment("ternary").resolve()
     answers = {c.key: ["2"] * 7 + ["1"] * 55 + ["0"] * 38 for c in exp.conditions()}
     result = analyse(exp, _data("ternary", answers))
-    assert result.metrics["per_q"]["0"]["rates"][2]["value"] == pytest.approx(0.07)
+    assert result.metrics.to_json()["per_q"]["0"]["rates"][2]["value"] == pytest.approx(0.07)
     words = get_experiment("word-bias").resolve()
     first = {c.key: [c.answers[0]] * 7 + [c.answers[1]] * 93 for c in words.conditions()}
-    bias = analyse(words, _data("word-bias", first)).metrics["bias"]
+    bias = analyse(words, _data("word-bias", first)).metrics.to_json()["bias"]
     assert bias["avg_pos_bias"]["value"] == pytest.approx(0.43)
 
 
@@ -139,14 +139,15 @@ def test_gaussian_before_its_first_finite_answer_has_nothing_to_fit(
     """A Gaussian run with no valid answer yet, or only non-finite ones: no ValueError."""
     exp = get_experiment("gaussian").resolve()
     result = analyse(exp, _data("gaussian", {"normal": answers}))
-    assert result.metrics["gaussian"] == {"n": 0, "n_dropped": dropped}
+    assert result.metrics.to_json()["gaussian"] == {"n": 0, "n_dropped": dropped}
     assert result.lines == ["no numbers to fit"]
     assert math.isnan(result.s)
 
 
 def test_gaussian_counts_non_finite_answers_as_dropped() -> None:
     exp = get_experiment("gaussian").resolve()
-    fit = analyse(exp, _data("gaussian", {"normal": ["95", "inf", "105"]})).metrics["gaussian"]
+    result = analyse(exp, _data("gaussian", {"normal": ["95", "inf", "105"]}))
+    fit = result.metrics.to_json()["gaussian"]
     assert fit["n"] == 2 and fit["n_dropped"] == 1
 
 

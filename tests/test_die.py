@@ -12,6 +12,7 @@ from scipy.stats import binom
 from flipbench.api import start_run
 from flipbench.config import RunConfig
 from flipbench.kinds import get_kind
+from flipbench.metric_models import CategoricalMetrics
 from flipbench.parse import parse_reply
 from flipbench.report.run_figures import figures_for
 from flipbench.results import compute_results
@@ -65,22 +66,25 @@ def test_a_calibrated_die_passes_and_an_argmax_die_fails(tmp_path: Path) -> None
     make_run(journal, "argmax", die, _argmax)
     good, bad = compute_results(journal, "calibrated"), compute_results(journal, "argmax")
 
-    fits = good.metrics["per_condition"]
+    assert isinstance(good.metrics, CategoricalMetrics)
+    assert isinstance(bad.metrics, CategoricalMetrics)
+    fits = good.metrics.per_condition
     assert set(fits) == {"0", "10", "30", "50", "70", "90", "100"}
     for value, fit in fits.items():
-        want = fit["requested"]
-        for face_rate, target in zip(fit["rates"], want, strict=True):  # Wilson per face
-            assert face_rate["low"] - 0.02 <= target <= face_rate["high"] + 0.02, value
-        assert fit["chi_square"]["p_value"] > 1e-3, value
-        assert fit["tv"]["value"] < 0.12
+        for face_rate, target in zip(fit.rates, fit.requested, strict=True):  # Wilson per face
+            assert face_rate.low - 0.02 <= target <= face_rate.high + 0.02, value
+        assert fit.chi_square is not None and fit.chi_square.p_value > 1e-3, value
+        assert fit.tv.value < 0.12
     assert good.s < 0.15  # face 6 tracks b
 
-    worst = bad.metrics["per_condition"]
+    worst = bad.metrics.per_condition
     # b = 30: the argmax answers 6 every time, TV = 1 − 0.30; b = 10: face 5 (18 %) wins.
-    assert worst["30"]["tv"]["value"] == pytest.approx(0.70)
-    assert worst["10"]["tv"]["value"] == pytest.approx(0.82)
-    assert worst["30"]["chi_square"]["p_value"] < 1e-50
-    assert worst["0"]["kl_infinite"] is False and worst["100"]["tv"]["value"] == 0
+    assert worst["30"].tv.value == pytest.approx(0.70)
+    assert worst["10"].tv.value == pytest.approx(0.82)
+    assert worst["30"].chi_square is not None and worst["30"].chi_square.p_value < 1e-50
+    assert worst["0"].kl_infinite is False and worst["100"].tv.value == 0
+    shown = bad.to_dict()["metrics"]["per_condition"]["30"]  # the JSON of `show`
+    assert shown["tv"]["value"] == pytest.approx(0.70) and shown["answers"] == list(FACES)
     assert bad.s > 0.5
     assert any(line.startswith("b=30: TV 0.700") for line in bad.lines)
 
@@ -103,11 +107,13 @@ def test_exact_and_constrained_rolls_of_the_embedded_model_agree(tmp_path: Path)
     )
     assert exact.status == sampled.status == "complete"
     assert exact.results is not None and sampled.results is not None
-    e_fits = exact.results.metrics["per_condition"]
-    s_fits = sampled.results.metrics["per_condition"]
+    assert isinstance(exact.results.metrics, CategoricalMetrics)
+    assert isinstance(sampled.results.metrics, CategoricalMetrics)
+    e_fits = exact.results.metrics.per_condition
+    s_fits = sampled.results.metrics.per_condition
     assert set(e_fits) == set(s_fits) and len(e_fits) == 7
     for value in e_fits:
-        assert s_fits[value]["n"] == 100
-        for face, e, s in zip(FACES, e_fits[value]["rates"], s_fits[value]["rates"], strict=True):
-            low, high = binom.ppf([0.0005, 0.9995], 100, e["value"]) / 100
-            assert low <= s["value"] <= high, (value, face, e["value"], s["value"])
+        assert s_fits[value].n == 100 and e_fits[value].n is None
+        for face, e, s in zip(FACES, e_fits[value].rates, s_fits[value].rates, strict=True):
+            low, high = binom.ppf([0.0005, 0.9995], 100, e.value) / 100
+            assert low <= s.value <= high, (value, face, e.value, s.value)

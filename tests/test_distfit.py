@@ -16,13 +16,12 @@ from scipy import stats
 
 from flipbench.curves import position_curves, response_curve, word_bias
 from flipbench.distfit import (
+    CategoricalFit,
     Estimate,
     categorical_fit,
     count_histogram,
     gaussian_fit,
     pool_sparse_cells,
-    ternary_fit,
-    ternary_requested,
 )
 from flipbench.metrics import step_likeness, wilson_interval
 
@@ -156,11 +155,9 @@ def test_released_d10_data_is_under_dispersed() -> None:
 # --- categorical / ternary ------------------------------------------------------------------
 
 
-def test_ternary_requested() -> None:
-    assert ternary_requested(0.2) == pytest.approx((0.4, 0.4, 0.2))
-    assert ternary_requested(0.6) == (0.0, 0.4, 0.6)
-    with pytest.raises(ValueError):
-        ternary_requested(20.0)
+def ternary_fit(q: float, observed: list[float], *, exact: bool = False) -> CategoricalFit:
+    """The ternary deck's request at P("2") = q: (P("0"), P("1"), P("2")) = (0.6 − q, 0.4, q)."""
+    return categorical_fit(observed, (max(0.0, 0.6 - q), 0.4, q), exact=exact)
 
 
 def test_identical_distributions_have_zero_kl() -> None:
@@ -365,3 +362,18 @@ def test_word_bias_exact_mode_and_missing_order() -> None:
     assert wb.mean_abs_position_bias.low == wb.mean_abs_position_bias.high
     with pytest.raises(ValueError, match="order"):
         word_bias({("a/b", "backward"): (1, 2)})
+
+
+def test_chi_square_of_counts_against_the_request() -> None:
+    fit = categorical_fit([30, 20, 50], [0.25, 0.25, 0.5])
+    chi = fit.chi_square
+    assert chi is not None and chi.df == 2 and chi.min_expected == 25
+    hand = (30 - 25) ** 2 / 25 + (20 - 25) ** 2 / 25 + 0  # = 2.0
+    assert chi.stat == pytest.approx(hand)
+    assert chi.p_value == pytest.approx(stats.chisquare([30, 20, 50], [25, 25, 50]).pvalue)
+    # an answer the request declares impossible rejects it outright; it is left out of df
+    bad = categorical_fit([10, 90, 0], [0.0, 1.0, 0.0]).chi_square
+    assert bad is not None and math.isinf(bad.stat) and bad.p_value == 0.0 and bad.df == 0
+    good = categorical_fit([0, 90, 0], [0.0, 1.0, 0.0]).chi_square
+    assert good is not None and (good.stat, good.p_value) == (0.0, 1.0)
+    assert categorical_fit([0.2, 0.8], [0.5, 0.5], exact=True).chi_square is None

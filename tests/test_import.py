@@ -233,7 +233,7 @@ def test_word_bias_has_both_orders_where_the_data_has_them(
             }
             at_half = {o for g, o in present if g == f"{red}/{other}" and ":" not in o}
             assert at_half == orders
-            pairs = {p["pair"]: p for p in res.metrics["words"]["pairs"]}
+            pairs = {p["pair"]: p for p in res.metrics.to_json()["words"]["pairs"]}
             if len(orders) == 2:  # both orders: the red-word share of this pair is measurable
                 assert math.isfinite(pairs[f"{red}/{other}"]["red_share"]["value"])
     claude = results["ftm-fig5-claude-4.5-sonnet"]
@@ -293,11 +293,11 @@ def test_show_results_compute_for_every_run(
             assert math.isfinite(res.s), run_id
             assert all(math.isfinite(v) for v in res.s_ci), run_id
         elif res.experiment.kind == "ternary":
-            areas = res.metrics["areas"]
+            areas = res.metrics.to_json()["areas"]
             assert all(math.isfinite(areas[k]["value"]) for k in ("S0", "S1", "S2")), run_id
         else:
             assert res.experiment.kind == "word-pair"
-            assert math.isfinite(res.metrics["bias"]["avg_pos_bias"]["value"]), run_id
+            assert math.isfinite(res.metrics.to_json()["bias"]["avg_pos_bias"]["value"]), run_id
 
 
 def test_invalid_rows_keep_their_text_and_a_category(imported: tuple[Path, ImportReport]) -> None:

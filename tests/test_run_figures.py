@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run, run_id_of
 
+from flipbench.distfit import GaussianFit
 from flipbench.figures.common import fmt_s
 from flipbench.figures.panels import (
     GaussianSample,
@@ -21,6 +22,7 @@ from flipbench.figures.panels import (
     word_bias_runs,
 )
 from flipbench.figures.run_data import pick_p, shown_positions
+from flipbench.metric_models import GaussianMetrics
 from flipbench.report.run_figures import (
     figures_for,
     figures_for_run,
@@ -130,7 +132,9 @@ def test_gaussian_without_raw_answers_falls_back_to_the_histogram(
     results = gaussian_results(journal, "gaussian.model-a")
     text = check(figures_for(results, tmp_path), ["gaussian"])
     assert "answers rebuilt from 5-wide bins" in text
-    assert f"n = {results.metrics['gaussian']['n']}" in text
+    assert isinstance(results.metrics, GaussianMetrics)
+    assert isinstance(results.metrics.gaussian, GaussianFit)
+    assert f"n = {results.metrics.gaussian.n}" in text
 
 
 def test_an_exact_run_draws_points_with_coverage(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from flipbench.estimate import Estimate
+from flipbench.metric_models import KindMetrics
 from flipbench.scoring import BenchmarkParts, Cell, WordCell, bootstrap_metrics, score_benchmark
 from flipbench.tasks.definition import Condition
 
@@ -75,7 +77,7 @@ class Analysis:
 
     s: float
     s_ci: tuple[float, float]
-    metrics: dict[str, Any]
+    metrics: KindMetrics
     lines: list[str]
     rates: list[tuple[float, float, float]] | None = None
 
@@ -135,7 +137,7 @@ def benchmark_intervals(
     items: Sequence[Cell | WordCell],
     path: Sequence[str],
     keys: Sequence[str],
-) -> dict[str, dict[str, float | None]]:
+) -> dict[str, Estimate]:
     """Benchmark sub-metrics (direction score, Exp3 areas, biases) with the benchmark's own
     vectorised percentile bootstrap (`scoring.bootstrap_metrics`, seed 0): each sampled
     condition is redrawn from its own shares, exact ones stay fixed."""
@@ -152,24 +154,21 @@ def benchmark_intervals(
     return out
 
 
-def estimate(value: float, ci: tuple[float, float] | None = None) -> dict[str, float | None]:
-    def clean(v: float) -> float | None:
-        return v if math.isfinite(v) else None
-
+def estimate(value: float, ci: tuple[float, float] | None = None) -> Estimate:
+    """A value with its interval (a point when there is none)."""
     lo, hi = ci if ci is not None else (value, value)
-    return {"value": clean(value), "low": clean(lo), "high": clean(hi)}
+    return Estimate(float(value), float(lo), float(hi))
 
 
 def number_text(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
-def estimate_text(e: dict[str, float | None]) -> str:
-    """`0.412 [0.380, 0.450]`, or just the value when the interval is a point."""
-    value, lo, hi = e["value"], e["low"], e["high"]
-    if lo is None or hi is None or lo == hi:
-        return number_text(value)
-    return f"{number_text(value)} [{lo:.3f}, {hi:.3f}]"
+def estimate_text(e: Estimate) -> str:
+    """`0.412 [0.380, 0.450]`, or just the value when the interval is a point or undefined."""
+    if not (math.isfinite(e.low) and math.isfinite(e.high)) or e.low == e.high:
+        return number_text(e.value)
+    return f"{number_text(e.value)} [{e.low:.3f}, {e.high:.3f}]"
 
 
 def mean_first_rate(data: ConditionData, d: int) -> float:

@@ -36,17 +36,17 @@ from flipbench.metrics import check_unit, rate_summary
 
 __all__ = [
     "CategoricalFit",
+    "ChiSquare",
     "CountHistogram",
     "Estimate",
     "FitResult",
     "GaussianFit",
     "binary_replies",
     "categorical_fit",
+    "chi_square_test",
     "count_histogram",
     "gaussian_fit",
     "pool_sparse_cells",
-    "ternary_fit",
-    "ternary_requested",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -180,7 +180,35 @@ def count_histogram(
     )  # fmt: skip
 
 
-# --- categorical draws (ternary deck) ------------------------------------------------------
+# --- categorical draws (a die, the ternary deck) ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ChiSquare(FitResult):
+    """Pearson's goodness of fit of answer counts to the request.
+
+    Answers the request declares impossible (share 0) are left out of the statistic; if any
+    was answered, the request is rejected outright (``stat`` inf, ``p_value`` 0).
+    ``min_expected`` below 5 means the chi-square approximation is rough.
+    """
+
+    stat: float
+    df: int
+    p_value: float
+    min_expected: float | None
+
+
+def chi_square_test(counts: FloatArray, requested: FloatArray) -> ChiSquare:
+    """``ChiSquare`` of integer counts against requested shares (same order)."""
+    n = float(counts.sum())
+    allowed = requested > 0
+    df = int(allowed.sum()) - 1
+    if counts[~allowed].sum() > 0:
+        return ChiSquare(math.inf, df, 0.0, None)
+    expected = n * requested[allowed] / requested[allowed].sum()
+    stat = float(((counts[allowed] - expected) ** 2 / expected).sum()) if df > 0 else 0.0
+    p_value = float(stats.chi2.sf(stat, df)) if df > 0 else 1.0
+    return ChiSquare(stat, df, p_value, float(expected.min()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +223,7 @@ class CategoricalFit(FitResult):
     declares that answer impossible, so no finite number is honest. ``tv`` (total
     variation, 0..1) is always finite and is the curve to plot. ``outside_mass``: exact
     mode only, probability on tokens outside the answer space, renormalised away.
+    ``chi_square``: sampled mode only (``chi_square_test``).
     """
 
     requested: list[float]
@@ -204,6 +233,7 @@ class CategoricalFit(FitResult):
     kl_infinite: bool
     tv: Estimate
     outside_mass: float | None
+    chi_square: ChiSquare | None = None
 
 
 def _kl_rows(obs: FloatArray, req: FloatArray) -> FloatArray:
@@ -260,30 +290,8 @@ def categorical_fit(
     kl_ci = percentile_interval(_kl_rows(star, req), confidence)
     tv_ci = percentile_interval(0.5 * np.abs(star - req).sum(axis=1), confidence)
     return CategoricalFit(
-        req.tolist(), n, rates, Estimate(kl, *kl_ci), math.isinf(kl), Estimate(tv, *tv_ci), None
-    )
-
-
-def ternary_requested(q: float) -> tuple[float, float, float]:
-    """(P("0"), P("1"), P("2")) = (0.6 - q, 0.4, q) of the ternary prompt; q a fraction."""
-    if not 0.0 <= q <= 0.6 + _SUM_TOL:
-        raise ValueError(f"q must be a fraction in [0, 0.6], got {q}")
-    return (max(0.0, 0.6 - q), 0.4, q)
-
-
-def ternary_fit(
-    q: float,
-    observed: ArrayLike,
-    *,
-    exact: bool = False,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> CategoricalFit:
-    """``categorical_fit`` of counts (or probabilities) of "0", "1", "2" at P("2") = q."""
-    return categorical_fit(
-        observed, ternary_requested(q), exact=exact, n_boot=n_boot, confidence=confidence,
-        seed=seed,
+        req.tolist(), n, rates, Estimate(kl, *kl_ci), math.isinf(kl), Estimate(tv, *tv_ci), None,
+        chi_square_test(obs, req),
     )  # fmt: skip
 
 

@@ -18,15 +18,18 @@ import math
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 __all__ = ["Estimate", "FitResult", "strict_json"]
 
 
 def strict_json(value: Any) -> Any:
-    """A JSON-ready copy: dataclasses to dicts, numpy scalars to Python numbers, tuples to
-    lists, and non-finite floats to None."""
+    """A JSON-ready copy: dataclasses and pydantic models to dicts (their fields in order),
+    numpy scalars to Python numbers, tuples to lists, and non-finite floats to None."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, dict):

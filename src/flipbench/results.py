@@ -11,6 +11,7 @@ from typing import Any
 from flipbench.analysis import ConditionData
 from flipbench.estimate import strict_json
 from flipbench.kinds import analyse
+from flipbench.metric_models import KindMetrics
 from flipbench.metrics import exact_rate_interval, rate_summary
 from flipbench.store import Journal, RunRow
 from flipbench.tasks.definition import Condition, ResolvedExperiment
@@ -49,7 +50,8 @@ class RunResults:
     # Sum of the usable `usage.cost` values; None when no reply reported one. With
     # `cost_unusable` > 0 it is a lower bound (see `CostTotal`).
     cost_usd: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)  # the experiment's own metrics
+    # The experiment's own metrics, typed by its kind (None only for results built by hand).
+    metrics: KindMetrics | None = None
     lines: list[str] = field(default_factory=list)  # their one-line summaries, for `show`
     # Per condition: the valid answers (sampled) or the exact distribution, for scoring.
     raw: list[tuple[Condition, list[str], dict[str, float] | None]] = field(default_factory=list)
@@ -89,7 +91,7 @@ class RunResults:
                 "cost_uncounted": self.cost_uncounted,
                 "cost_is_lower_bound": self.cost_uncounted > 0,
                 "lost_in_flight": {"calls": self.lost_calls, "counted_usd": self.lost_cost_usd},
-                "metrics": self.metrics,
+                "metrics": self.metrics.to_json() if self.metrics is not None else {},
             }
         )
         return view

@@ -1,9 +1,8 @@
-"""Panel inputs from a run's results: the one place that reads the metrics' JSON layout.
+"""Panel inputs from a run's results: its typed metrics (``metric_models``) as arrays.
 
-The kinds store every metric as strict JSON (an interval is ``{"value", "low", "high"}``, the
-layout of ``estimate.Estimate``; NaN is ``None``). The figures need arrays and the
-panel dataclasses instead; each function here returns None (or an empty list) when the run
-holds no usable number for that panel yet, so the caller draws only what exists.
+The figures need arrays and the panel dataclasses; each function here returns None (or an
+empty list) when the run holds no usable number for that panel yet, so the caller draws only
+what exists.
 """
 
 from __future__ import annotations
@@ -11,10 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from flipbench.distfit import GaussianFit
+from flipbench.estimate import Estimate
 from flipbench.figures.common import FloatArray
 from flipbench.figures.panels import (
     CountSample,
@@ -24,6 +25,7 @@ from flipbench.figures.panels import (
     TernaryRates,
     WordPair,
 )
+from flipbench.metric_models import GaussianMetrics, SequenceMetrics, TernaryMetrics, WordMetrics
 
 if TYPE_CHECKING:
     from flipbench.results import RunResults
@@ -32,16 +34,8 @@ if TYPE_CHECKING:
 HISTOGRAM_P = (0.15, 0.45, 0.3, 0.55, 0.7, 0.85)
 
 
-def num(value: Any) -> float:
-    """A JSON number, or NaN for None and anything else."""
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
-def _interval(e: Any) -> tuple[float, float, float]:
-    """(value, low, high) of an Estimate dict; NaN where missing."""
-    if not isinstance(e, dict):
-        return (math.nan, math.nan, math.nan)
-    return (num(e.get("value")), num(e.get("low")), num(e.get("high")))
+def _interval(e: Estimate) -> tuple[float, float, float]:
+    return (e.value, e.low, e.high)
 
 
 def has_answers(results: RunResults) -> bool:
@@ -80,26 +74,26 @@ class Positions:
 
 def positions(results: RunResults) -> Positions | None:
     """The "positions" metric of a d-flips or chained run as arrays; None without replies."""
-    block = results.metrics.get("positions")
-    if not isinstance(block, dict):
+    metrics = results.metrics
+    if not isinstance(metrics, SequenceMetrics):
         return None
-    ns = block.get("n", [])
-    keep = [i for i, n in enumerate(ns) if isinstance(n, int) and n > 0]
+    block = metrics.positions
+    keep = [i for i, n in enumerate(block.n) if n > 0]
     if not keep:
         return None
-    rates = np.array([[_interval(e) for e in block["rates"][i]] for i in keep])  # (m, D, 3)
-    mean = np.array([_interval(block["mean_rate"][i]) for i in keep])  # (m, 3)
+    rates = np.array([[_interval(e) for e in block.rates[i]] for i in keep])  # (m, D, 3)
+    mean = np.array([_interval(block.mean_rate[i]) for i in keep])  # (m, 3)
     return Positions(
-        p=np.array([float(block["p"][i]) for i in keep]),
+        p=np.array([float(block.p[i]) for i in keep]),
         r=rates[:, :, 0].T,
         lo=rates[:, :, 1].T,
         hi=rates[:, :, 2].T,
         mean=mean[:, 0],
         mean_lo=mean[:, 1],
         mean_hi=mean[:, 2],
-        s_mean=_interval(block.get("s_mean")),
-        s_position=np.array([num(e.get("value")) for e in block.get("s_position", [])]),
-        s_running=np.array([num(e.get("value")) for e in block.get("s_running", [])]),
+        s_mean=_interval(block.s_mean),
+        s_position=np.array([e.value for e in block.s_position], dtype=float),
+        s_running=np.array([e.value for e in block.s_running], dtype=float),
     )
 
 
@@ -126,16 +120,16 @@ def position_s(pos: Positions, label: str) -> PositionS | None:
 
 def count_samples(results: RunResults, label: str = "") -> dict[float, CountSample]:
     """Replies' counts of "1" by p, for runs with D >= 10 (the only ones with histograms)."""
-    hists = results.metrics.get("count_histograms")
-    if not isinstance(hists, dict):
+    metrics = results.metrics
+    if not isinstance(metrics, SequenceMetrics) or not metrics.count_histograms:
         return {}
     by_p: dict[float, CountSample] = {}
-    for h in hists.values():
-        observed = np.asarray(h.get("observed", []), dtype=np.int64)
+    for h in metrics.count_histograms.values():
+        observed = np.asarray(h.observed, dtype=np.int64)
         if observed.sum() <= 0:
             continue
         counts = np.repeat(np.arange(observed.size), observed).astype(np.float64)
-        by_p[float(h["p"])] = CountSample(float(h["p"]), int(h["flips"]), counts, label)
+        by_p[float(h.p)] = CountSample(float(h.p), int(h.flips), counts, label)
     return by_p
 
 
@@ -155,16 +149,16 @@ def pick_p(available: Collection[float], limit: int) -> list[float]:
 
 def ternary_rates(results: RunResults, label: str = "") -> TernaryRates | None:
     """Observed shares of "0", "1", "2" per q with their intervals; None before any answer."""
-    per_q = results.metrics.get("per_q")
-    if not isinstance(per_q, dict):
+    metrics = results.metrics
+    if not isinstance(metrics, TernaryMetrics):
         return None
     q, r = [], []
     for cond in results.conditions:
-        fit = per_q.get(cond.value)
-        if not isinstance(fit, dict) or cond.n_valid == 0:
+        fit = metrics.per_q.get(cond.value)
+        if fit is None or cond.n_valid == 0:
             continue
         q.append(cond.p)
-        r.append([_interval(e) for e in fit["rates"]])
+        r.append([_interval(e) for e in fit.rates])
     if not q:
         return None
     arr = np.array(r)  # (len(q), 3 outcomes, value/low/high)
@@ -176,12 +170,12 @@ def word_pairs(results: RunResults) -> list[WordPair]:
 
     In "reverse" order the red word is listed second, so its share is 1 − r_first there.
     """
-    words = results.metrics.get("words")
-    if not isinstance(words, dict):
+    metrics = results.metrics
+    if not isinstance(metrics, WordMetrics):
         return []
     share: dict[tuple[str, str], tuple[float, float, float]] = {}
-    for c in words.get("conditions", []):
-        share[(c["pair"], c["order"])] = _interval(c.get("first_share"))
+    for c in metrics.words.conditions:
+        share[(c.pair, c.order)] = _interval(c.first_share)
     pairs: list[WordPair] = []
     for cond in results.experiment.conditions():
         if not cond.value.startswith("forward") or cond.x != 0.5 or cond.group is None:
@@ -224,17 +218,24 @@ def binned_values(results: RunResults) -> list[float]:
     Each bin's count is spread evenly over the bin (so the mean is unbiased) and values
     beyond the histogram sit just outside it; good to the bin width, nothing finer.
     """
-    fit = results.metrics.get("gaussian")
-    if not isinstance(fit, dict) or not fit.get("bin_edges"):
+    fit = _gaussian_fit(results)
+    if fit is None or not fit.bin_edges:
         return []
-    edges = [float(e) for e in fit["bin_edges"]]
+    edges = [float(e) for e in fit.bin_edges]
     out: list[float] = []
-    for lo, hi, count in zip(edges, edges[1:], fit.get("bin_counts", []), strict=False):
+    for lo, hi, count in zip(edges, edges[1:], fit.bin_counts, strict=False):
         out.extend(lo + (hi - lo) * (i + 0.5) / count for i in range(int(count)))
     width = edges[1] - edges[0] if len(edges) > 1 else 1.0
-    out.extend([edges[0] - width / 2] * int(fit.get("below") or 0))
-    out.extend([edges[-1] + width / 2] * int(fit.get("above") or 0))
+    out.extend([edges[0] - width / 2] * fit.below)
+    out.extend([edges[-1] + width / 2] * fit.above)
     return out
+
+
+def _gaussian_fit(results: RunResults) -> GaussianFit | None:
+    metrics = results.metrics
+    if isinstance(metrics, GaussianMetrics) and isinstance(metrics.gaussian, GaussianFit):
+        return metrics.gaussian
+    return None
 
 
 def gaussian_sample(results: RunResults, label: str = "") -> GaussianSample | None:
@@ -243,16 +244,15 @@ def gaussian_sample(results: RunResults, label: str = "") -> GaussianSample | No
     Results rebuilt without their answers (``raw`` empty) fall back to stand-ins from the
     metric's histogram, and the label says so.
     """
-    fit = results.metrics.get("gaussian")
-    fit = fit if isinstance(fit, dict) else {}
+    fit = _gaussian_fit(results)
     values = answer_numbers(results)
-    if not values and (values := binned_values(results)):
-        edges = fit["bin_edges"]
+    if not values and fit is not None and (values := binned_values(results)):
+        edges = fit.bin_edges
         note = f"rebuilt from {edges[1] - edges[0]:g}-wide bins"
         label = f"{label} ({note})" if label else f"answers {note}"
     if not values:
         return None
-    mean, sd = num(fit.get("target_mean")), num(fit.get("target_sd"))
+    mean, sd = (fit.target_mean, fit.target_sd) if fit is not None else (math.nan, math.nan)
     return GaussianSample(
         np.array(values),
         mean=100.0 if math.isnan(mean) else mean,

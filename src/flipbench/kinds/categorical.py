@@ -13,22 +13,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
 
 from flipbench.analysis import (
     Analysis,
     ConditionData,
     benchmark_intervals,
     cells,
+    estimate,
     estimate_text,
     number_text,
 )
 from flipbench.distfit import categorical_fit
 from flipbench.kinds.base import ExperimentKind
 from flipbench.kinds.curve import curve_analysis
+from flipbench.metric_models import CategoricalMetrics, ConditionFit, TernaryMetrics
 from flipbench.scoring import BenchmarkParts
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
@@ -46,50 +47,27 @@ def requested(condition: Condition) -> np.ndarray:
     return np.array([float(target.get(a, 0.0)) for a in condition.answers], dtype=float)
 
 
-def chi_square(counts: np.ndarray, want: np.ndarray) -> dict[str, Any]:
-    """Pearson's goodness-of-fit of answer counts to the requested shares.
-
-    Answers the request declares impossible (share 0) are left out of the statistic; if any
-    was answered, the request is rejected outright (statistic inf, p = 0). `min_expected`
-    below 5 means the chi-square approximation is rough; the statistic is still reported.
-    """
-    n = float(counts.sum())
-    allowed = want > 0
-    df = int(allowed.sum()) - 1
-    if counts[~allowed].sum() > 0:
-        return {"stat": math.inf, "df": df, "p_value": 0.0, "min_expected": None}
-    expected = n * want[allowed] / want[allowed].sum()
-    stat = float(((counts[allowed] - expected) ** 2 / expected).sum()) if df > 0 else 0.0
-    p_value = float(stats.chi2.sf(stat, df)) if df > 0 else 1.0
-    return {"stat": stat, "df": df, "p_value": p_value, "min_expected": float(expected.min())}
-
-
-def condition_fits(data: Sequence[ConditionData]) -> dict[str, dict[str, Any]]:
+def condition_fits(data: Sequence[ConditionData]) -> dict[str, ConditionFit]:
     """`categorical_fit` (+ chi-square when sampled) of every condition with an answer, by the
     condition's grid value."""
-    fits: dict[str, dict[str, Any]] = {}
+    fits: dict[str, ConditionFit] = {}
     for d in data:
         observed, n = d.observed()
         if n == 0 or d.condition.target is None:
             continue
         want = requested(d.condition)
-        fit = categorical_fit(observed, want, exact=n is None).to_dict()
-        fit["answers"] = list(d.condition.answers)
-        if n is not None:
-            fit["chi_square"] = chi_square(observed, want)
-        fits[d.condition.value] = fit
+        fit = categorical_fit(observed, want, exact=n is None)
+        fits[d.condition.value] = ConditionFit.of(fit, list(d.condition.answers))
     return fits
 
 
-def _fit_line(value: str, fit: dict[str, Any]) -> str:
-    tv, kl = fit["tv"], fit["kl"]
-    kl_text = "inf" if fit["kl_infinite"] else estimate_text(kl)
-    line = f"{value}: TV {estimate_text(tv)}, KL {kl_text}"
-    chi = fit.get("chi_square")
+def _fit_line(name: str, fit: ConditionFit) -> str:
+    kl_text = "inf" if fit.kl_infinite else estimate_text(fit.kl)
+    line = f"{name}: TV {estimate_text(fit.tv)}, KL {kl_text}"
+    chi = fit.chi_square
     if chi is not None:
-        inf = chi["stat"] is None or math.isinf(chi["stat"])
-        stat = "inf" if inf else f"{chi['stat']:.1f}"
-        line += f", χ²({chi['df']}) = {stat}, p = {chi['p_value']:.2g}"
+        stat = "inf" if math.isinf(chi.stat) else f"{chi.stat:.1f}"
+        line += f", χ²({chi.df}) = {stat}, p = {chi.p_value:.2g}"
     return line
 
 
@@ -107,22 +85,24 @@ class CategoricalKind(ExperimentKind):
 
     def analyse(self, experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
         fits = condition_fits(data)
-        metrics: dict[str, Any] = {"per_condition": fits}
-        tvs = [f["tv"]["value"] for f in fits.values()]
-        if tvs:
-            metrics["mean_tv"] = float(np.mean(tvs))
+        tvs = [f.tv.value for f in fits.values()]
         names = {d.condition.value: d.condition.key for d in data}
         shown = list(fits.items())
         lines = [_fit_line(names[v], f) for v, f in shown[:_LINES]]
         if len(shown) > _LINES:
             lines.append(
-                f"… {len(shown) - _LINES} more conditions; mean TV {number_text(np.mean(tvs))},"
+                f"… {len(shown) - _LINES} more conditions;"
+                f" mean TV {number_text(float(np.mean(tvs)))},"
                 f" largest {number_text(max(tvs))}"
             )
         curve = curve_analysis(data) if _tracks_first(data) else None
+        metrics = CategoricalMetrics(
+            per_condition=fits,
+            mean_tv=float(np.mean(tvs)) if tvs else None,
+            S=estimate(curve.s, curve.s_ci) if curve is not None else None,
+        )
         if curve is None:
             return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
-        metrics["S"] = curve.metrics["S"]
         return Analysis(curve.s, curve.s_ci, metrics, lines)
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
@@ -157,17 +137,20 @@ class CategoricalKind(ExperimentKind):
 def answer_shares(results: RunResults, label: str = "") -> list[AnswerShares]:
     """Each condition's observed shares against the request, from the run's fits."""
     from flipbench.figures.panels_categorical import AnswerShares
-    from flipbench.figures.run_data import num
 
-    fits = results.metrics.get("per_condition") or results.metrics.get("per_q") or {}
+    metrics = results.metrics
+    fits: dict[str, ConditionFit] = {}
+    if isinstance(metrics, CategoricalMetrics):
+        fits = metrics.per_condition
+    elif isinstance(metrics, TernaryMetrics):
+        fits = metrics.per_q
     out = []
     for condition in results.experiment.conditions():
         fit = fits.get(condition.value)
-        if not isinstance(fit, dict):
+        if fit is None:
             continue
-        rates = [(num(e["value"]), num(e["low"]), num(e["high"])) for e in fit["rates"]]
-        arr = np.array(rates)
-        sampled = fit.get("n") is not None
+        arr = np.array([(e.value, e.low, e.high) for e in fit.rates], dtype=float)
+        sampled = fit.n is not None
         lo, hi = (arr[:, 1], arr[:, 2]) if sampled else (None, None)
         shares = AnswerShares(condition.key, condition.answers, requested(condition), arr[:, 0],
                               lo, hi, label)  # fmt: skip
@@ -188,7 +171,8 @@ class TernaryKind(CategoricalKind):
             f"S0 {estimate_text(m['S0'])}, S1 {estimate_text(m['S1'])},"
             f" S2 {estimate_text(m['S2'])} (benchmark areas)"
         ]
-        return Analysis(math.nan, (math.nan, math.nan), {"per_q": fits, "areas": m}, lines)
+        metrics = TernaryMetrics(per_q=fits, areas=m)
+        return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
         from flipbench.figures import run_data as rd

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flipbench.analysis import (
     GAME_PARTS,
@@ -25,6 +25,7 @@ from flipbench.analysis import (
 )
 from flipbench.curves import response_curve
 from flipbench.kinds.base import ExperimentKind
+from flipbench.metric_models import CurveMetrics, GameMetrics, ReasoningGap, StatedCondition
 from flipbench.metrics import rate_summary
 from flipbench.scoring import BenchmarkParts
 from flipbench.tasks.definition import ResolvedExperiment
@@ -53,11 +54,11 @@ def curve_analysis(data: Sequence[ConditionData]) -> Analysis | None:
         None if exact else [int(ns[i] or 0) for i in usable],
     )
     s = curve.s
-    return Analysis(s.value, (s.low, s.high), {"S": estimate(s.value, (s.low, s.high))}, [])
+    return Analysis(s.value, (s.low, s.high), CurveMetrics(S=s), [])
 
 
-def _no_curve() -> Analysis:
-    return Analysis(math.nan, (math.nan, math.nan), {"S": estimate(math.nan)}, [])
+def _no_curve(metrics: type[CurveMetrics] = CurveMetrics) -> Analysis:
+    return Analysis(math.nan, (math.nan, math.nan), metrics(S=estimate(math.nan)), [])
 
 
 class FlipKind(ExperimentKind):
@@ -77,37 +78,38 @@ class GameKind(ExperimentKind):
     def analyse(self, experiment: ResolvedExperiment, data: Sequence[ConditionData]) -> Analysis:
         result = curve_analysis(data)
         if result is None:
-            return _no_curve()
+            return _no_curve(GameMetrics)
         name = GAME_PARTS[experiment.name]
         game = benchmark_intervals(
             lambda c: BenchmarkParts(exp4={name: c}), cells(data), ("exp4", name),
             ("direction_raw", "d"),
         )  # fmt: skip
-        metrics = result.metrics
-        metrics.update(direction_raw=game["direction_raw"], direction_d=game["d"])
         lines = [
             f"direction score d = {estimate_text(game['d'])}"
             f" (raw {estimate_text(game['direction_raw'])})"
         ]
         gap = reasoning_execution(data)
         if gap is not None:
-            metrics["reasoning_execution"] = gap
-            share, s_stated = gap["stated_share"], gap["S_stated"]
             lines.append(
-                f"replies that state the optimal mix: {estimate_text(share)}; their choices give"
-                f" S = {number_text(s_stated['value'])} (acting on what they state would give ≈ 0)"
+                f"replies that state the optimal mix: {estimate_text(gap.stated_share)}; their"
+                f" choices give S = {number_text(gap.S_stated.value)} (acting on what they state"
+                " would give ≈ 0)"
             )
-        result.lines.extend(lines)
-        return result
+        metrics = GameMetrics(
+            S=estimate(result.s, result.s_ci), direction_raw=game["direction_raw"],
+            direction_d=game["d"], reasoning_execution=gap,
+        )  # fmt: skip
+        return Analysis(result.s, result.s_ci, metrics, lines)
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
         from flipbench.figures.figure import response_curve as draw_curve
         from flipbench.figures.panels import game_axis_labels
-        from flipbench.figures.run_data import num, second_option
+        from flipbench.figures.run_data import second_option
 
         xlabel, ylabel = game_axis_labels(results.experiment.first, second_option(results))
-        d = num((results.metrics.get("direction_d") or {}).get("value"))
-        extra = "" if math.isnan(d) else f"direction score d = {d:.3f}"
+        metrics = results.metrics
+        d = metrics.direction_d if isinstance(metrics, GameMetrics) else None
+        extra = "" if d is None or math.isnan(d.value) else f"direction score d = {d.value:.3f}"
         return draw_curve(results, out_dir, xlabel=xlabel, ylabel=ylabel, extra=extra)
 
     def overlay(
@@ -134,7 +136,7 @@ def states_optimum(text: str, x: float, tolerance: float = 0.01) -> bool:
     return False
 
 
-def reasoning_execution(data: Sequence[ConditionData]) -> dict[str, Any] | None:
+def reasoning_execution(data: Sequence[ConditionData]) -> ReasoningGap | None:
     """The reasoning–execution gap (docs/experiments.md): among replies whose reasoning states the
     optimal mix, how often they still act like the argmax. None without reply texts (exact)."""
     if not any(t.strip() for d in data for t in d.texts):
@@ -148,22 +150,21 @@ def reasoning_execution(data: Sequence[ConditionData]) -> dict[str, Any] | None:
         stated_total += n
         valid_total += len(flags)
         rate, low, high = rate_summary(k, n)
-        rows.append({"x": d.condition.x, "n_valid": len(flags), "n_stated": n,
-                     "rate_first_when_stated": estimate(rate, (low, high))})  # fmt: skip
+        row = StatedCondition(x=d.condition.x, n_valid=len(flags), n_stated=n,
+                              rate_first_when_stated=estimate(rate, (low, high)))  # fmt: skip
+        rows.append(row)
         if n:
             xs.append(d.condition.x)
             ks.append(k)
             ns.append(n)
     share, low, high = rate_summary(stated_total, valid_total)
     s_stated = response_curve(xs, ks, ns).s if len(xs) >= 2 else None
-    return {
-        "stated_share": estimate(share, (low, high)),
-        "S_stated": estimate(math.nan)
-        if s_stated is None
-        else estimate(s_stated.value, (s_stated.low, s_stated.high)),
-        "per_condition": rows,
-        "rule": "a percentage within 1 point of the optimal P of either option",
-    }
+    return ReasoningGap(
+        stated_share=estimate(share, (low, high)),
+        S_stated=estimate(math.nan) if s_stated is None else s_stated,
+        per_condition=rows,
+        rule="a percentage within 1 point of the optimal P of either option",
+    )
 
 
 FLIP = FlipKind()

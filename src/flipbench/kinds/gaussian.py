@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flipbench.analysis import Analysis, ConditionData, number_text
 from flipbench.distfit import gaussian_fit
 from flipbench.kinds.base import ExperimentKind
+from flipbench.metric_models import GaussianMetrics, NoNumbers
 from flipbench.tasks.definition import ResolvedExperiment
 
 if TYPE_CHECKING:
@@ -32,18 +34,17 @@ class GaussianKind(ExperimentKind):
         values = [v for v in map(_number, answers) if math.isfinite(v)]
         nan = (math.nan, math.nan)
         if not values:  # nothing valid yet, or only non-finite numbers: nothing to fit
-            fit: dict[str, Any] = {"n": 0, "n_dropped": len(answers)}
-            return Analysis(math.nan, nan, {"gaussian": fit}, ["no numbers to fit"])
-        fit = gaussian_fit(values).to_dict()
-        fit["n_dropped"] += len(answers) - len(values)
+            empty = GaussianMetrics(gaussian=NoNumbers(n_dropped=len(answers)))
+            return Analysis(math.nan, nan, empty, ["no numbers to fit"])
+        fit = gaussian_fit(values)
+        fit = dataclasses.replace(fit, n_dropped=fit.n_dropped + len(answers) - len(values))
         lines = [
-            f"mean {number_text(fit['mean']['value'])}, sd {number_text(fit['sd']['value'])}"
-            f" (requested 100, 15); KS D = {number_text(fit['ks_stat'])},"
-            f" p = {fit['ks_pvalue']:.2g}"
-            if fit.get("ks_pvalue") is not None
+            f"mean {number_text(fit.mean.value)}, sd {number_text(fit.sd.value)}"
+            f" (requested 100, 15); KS D = {number_text(fit.ks_stat)}, p = {fit.ks_pvalue:.2g}"
+            if math.isfinite(fit.ks_pvalue)
             else "no numbers to fit"
         ]
-        return Analysis(math.nan, nan, {"gaussian": fit}, lines)
+        return Analysis(math.nan, nan, GaussianMetrics(gaussian=fit), lines)
 
     def rate_label(self, experiment: ResolvedExperiment) -> str:
         return "rate"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flipbench.analysis import Analysis, ConditionData, number_text
 from flipbench.curves import position_curves
 from flipbench.distfit import count_histogram
 from flipbench.kinds.base import ExperimentKind
+from flipbench.metric_models import SequenceMetrics
 from flipbench.tasks.definition import ResolvedExperiment
 
 if TYPE_CHECKING:
@@ -31,20 +32,20 @@ class SequenceKind(ExperimentKind):
         d = experiment.d
         replies = {c.condition.x: c.replies(d) for c in data}
         curves = position_curves(replies)
-        metrics: dict[str, Any] = {"positions": curves.to_dict()}
         s_mean = curves.s_mean
         per_position = ", ".join(
             f"S{j + 1} {number_text(e.value)}" for j, e in enumerate(curves.s_position)
         )
         first = f"S1 {number_text(curves.s_position[0].value)}"
         lines = [f"per position: {per_position}" if d <= 10 else first]
+        hist = None
         if d >= 10:
-            hist = {f"{p:g}": count_histogram(r, p).to_dict() for p, r in replies.items() if len(r)}
-            metrics["count_histograms"] = hist
+            hist = {f"{p:g}": count_histogram(r, p) for p, r in replies.items() if len(r)}
             ratios = ", ".join(
-                f"p={k}: {number_text(v['variance_ratio']['value'])}" for k, v in hist.items()
+                f"p={k}: {number_text(v.variance_ratio.value)}" for k, v in hist.items()
             )
             lines.append(f"variance ratio (observed / binomial): {ratios}")
+        metrics = SequenceMetrics(positions=curves, count_histograms=hist)
         rates = [
             (e.value, e.low, e.high) for e in curves.mean_rate
         ]  # the table shows Mean(r) per condition

@@ -16,6 +16,7 @@ from flipbench.analysis import (
 )
 from flipbench.curves import word_bias
 from flipbench.kinds.base import ExperimentKind
+from flipbench.metric_models import WordMetrics
 from flipbench.scoring import BenchmarkParts
 from flipbench.tasks.definition import ResolvedExperiment
 
@@ -34,14 +35,15 @@ class WordPairKind(ExperimentKind):
             observed, n = d.observed()
             if n != 0:
                 counts[(d.condition.group or "", d.order)] = (float(observed[0]), n)
-        bias = word_bias(counts).to_dict()
+        bias = word_bias(counts)
         keys = ("avg_pos_bias", "avg_red_bias", "Score_pos", "Score_sem")
         m = benchmark_intervals(lambda c: BenchmarkParts(exp5=c), word_cells(data), ("exp5",), keys)
         lines = [
             f"position bias: mean |r_first − 0.5| = {estimate_text(m['avg_pos_bias'])};"
             f" semantic (red word) bias: mean = {estimate_text(m['avg_red_bias'])}"
         ]
-        return Analysis(math.nan, (math.nan, math.nan), {"words": bias, "bias": m}, lines)
+        metrics = WordMetrics(words=bias, bias=m)
+        return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
 
     def rate_label(self, experiment: ResolvedExperiment) -> str:
         return "first word"

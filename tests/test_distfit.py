@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from math import comb
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,8 @@ from flipbench.distfit import (
     pool_sparse_cells,
 )
 from flipbench.metrics import step_likeness, wilson_interval
+from tests.paper_data import DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "failure-to-mix"
 DIGITS = [f"digit_{j}" for j in range(1, 11)]
 
 

@@ -23,8 +23,8 @@ from flipbench.metrics import step_likeness
 from flipbench.results import RunResults, compute_results
 from flipbench.store import Journal
 from flipbench.tasks.words import PAIRS
+from tests.paper_data import DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/failure-to-mix"
 RED = {frozenset((r, o)): (r, o) for r, o in PAIRS}
 
 
@@ -370,7 +370,8 @@ def test_cli_import_prints_every_runs_metrics_and_draws_the_papers_figures(
 ) -> None:
     from cli_helpers import RUN_TIMEOUT, assert_ok, assert_one_line_error, flipbench
 
-    proc = flipbench("import", "failure-to-mix", str(DATA), "--db", "j.db", cwd=tmp_path,
+    # No folder given: the copy of the released data that ships inside the package.
+    proc = flipbench("import", "failure-to-mix", "--db", "j.db", cwd=tmp_path,
                      timeout=RUN_TIMEOUT)  # fmt: skip
     assert_ok(proc)
     assert "ftm-fig1-claude-4.5-sonnet" in proc.stdout and "0.998" in proc.stdout

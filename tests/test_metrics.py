@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,15 +17,10 @@ from flipbench.metrics import (
     step_likeness_rows,
     wilson_interval,
 )
+from tests.paper_data import DATA
 
 GRID = np.round(np.arange(21) * 0.05, 10)  # 0, 0.05, ..., 1 (the paper's grid)
-FIG1_CSV = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "failure-to-mix"
-    / "fig1_single_flip.csv"
-)
+FIG1_CSV = DATA / "fig1_single_flip.csv"
 
 
 def _step(r_half: float) -> np.ndarray:

@@ -270,12 +270,16 @@ def demo(db: Path | None = None, *, progress: bool = False) -> RunOutcome:
     return start_run(RunConfig(mode="exact"), db, progress=progress)
 
 
-def import_data(source: str, directory: Path, db: Path | None = None) -> ImportReport:
-    """Load another project's released data into the journal as runs (`failure-to-mix`)."""
-    from flipbench.importers import import_failure_to_mix
+def import_data(source: str, directory: Path | None = None, db: Path | None = None) -> ImportReport:
+    """Load another project's released data into the journal as runs (`failure-to-mix`); without
+    `directory`, the copy that ships with flipbench."""
+    from flipbench.importers import import_failure_to_mix, paper_data
 
     if source != "failure-to-mix":
         raise FlipbenchError(f"unknown data source {source!r} (known: failure-to-mix)")
+    if directory is None:
+        with paper_data() as shipped:
+            return import_failure_to_mix(shipped, db or default_db_path())
     return import_failure_to_mix(directory, db or default_db_path())
 
 

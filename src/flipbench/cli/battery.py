@@ -197,10 +197,14 @@ def _markdown_cell(text: str) -> str:
 @app.command("import")
 def import_cmd(
     source: Annotated[str, typer.Argument(help="failure-to-mix")],
-    directory: Annotated[Path, typer.Argument(help="folder with the released CSVs")],
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="folder with the released CSVs (default: the copy in the package)"),
+    ] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Load released data (the Failure to Mix CSVs) into the journal as runs of its models."""
+    """Load released data (the Failure to Mix CSVs, shipped with flipbench) into the journal as
+    runs of its models."""
     with user_errors():
         report = api.import_data(source, directory, db)
     for line in report.lines():

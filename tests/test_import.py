@@ -79,7 +79,7 @@ def test_one_complete_run_per_figure_and_model(imported: tuple[Path, ImportRepor
     with Journal(db, create=False) as journal:
         runs = {r.run_id: r for r in journal.list_runs()}
     assert set(runs) == {r.run_id for r in report.runs}
-    assert len(runs) == 1 + 3 + 3 + 5 + 5 + 5 * 3
+    assert len(runs) == 1 + 3 + 3 + 5 + 5 + 5 * 4  # the business game: two releases
     fig1 = runs["ftm-fig1-claude-4.5-sonnet"]
     assert (fig1.experiment, fig1.model, fig1.mode, fig1.status) == (
         "single-flip", "paper/claude-4.5-sonnet", "sample", "complete",
@@ -158,8 +158,7 @@ def _sizes(name: str, *columns: str) -> list[tuple[tuple[str, ...], int]]:
 
 
 def _expected_counts() -> Counter[tuple[str, str]]:
-    """(run id, condition key) → rows, straight from the CSVs (business: copies and the
-    one-row stray dropped)."""
+    """(run id, condition key) → rows, straight from the CSVs (the one-row stray dropped)."""
     out: Counter[tuple[str, str]] = Counter()
     for fig, names, prefix in (
         ("fig1", ["fig1_single_flip.csv"], "p"),
@@ -179,12 +178,11 @@ def _expected_counts() -> Counter[tuple[str, str]]:
         out[(f"ftm-fig6-bioinformatics-{_slug(model)}", f"b={b}")] += n
     for (model, hh), n in _sizes("fig6_matching_pennies.csv", "payoff_ratio"):
         out[(f"ftm-fig6-matching-pennies-{_slug(model)}", f"hh={Decimal(hh):.2f}")] += n
-    for name in ("fig6_business.csv", "fig6_business_extended.csv"):
+    for name, label in (("fig6_business.csv", "business"),
+                        ("fig6_business_extended.csv", "business-extended")):  # fmt: skip
         for (model, a), n in _sizes(name, "affordable_payoff"):
-            key = (f"ftm-fig6-business-{_slug(model)}", f"affordable={_pct(a)}M")
-            if name == "fig6_business.csv" or key not in out:  # the extended file repeats some
-                out[key] += n
-    del out[("ftm-fig6-business-gemini-2.5-pro", "affordable=1000M")]
+            out[(f"ftm-fig6-{label}-{_slug(model)}", f"affordable={_pct(a)}M")] += n
+    del out[("ftm-fig6-business-extended-gemini-2.5-pro", "affordable=1000M")]
     return out
 
 
@@ -196,7 +194,7 @@ def test_per_condition_n_matches_the_csv_counts(
         stored = {r.run_id: journal.condition_counts(r.run_id) for r in report.runs}
     got = Counter({(rid, key): n[1] for rid, counts in stored.items() for key, n in counts.items()})
     assert got == _expected_counts()
-    assert stored["ftm-fig6-business-gpt-5"]["affordable=1M"][1] == 28  # uneven N
+    assert stored["ftm-fig6-business-extended-gpt-5"]["affordable=1M"][1] == 28  # uneven N
     # show's N is the same: every stored row lands in a condition of the definition.
     fig2 = results["ftm-fig2-claude-4.5-sonnet"]
     assert {c.condition: c.n_total for c in fig2.conditions} == {
@@ -205,14 +203,24 @@ def test_per_condition_n_matches_the_csv_counts(
     assert fig2.conditions[-2].n_total == 200  # p = 85
 
 
-def test_business_copies_and_stray_are_dropped(imported: tuple[Path, ImportReport]) -> None:
+def test_each_business_release_is_its_own_run_and_the_stray_is_dropped(
+    imported: tuple[Path, ImportReport],
+) -> None:
+    """Merged, the two releases (different grids, different sessions) made one zig-zag curve."""
     _, report = imported
-    for r in report.runs:
-        if r.run_id.startswith("ftm-fig6-business-"):
-            assert r.sources == ("fig6_business.csv", "fig6_business_extended.csv")
-            assert sum(n for why, n in r.dropped.items() if why.startswith("copy of")) == 200
-    gemini = report.run("ftm-fig6-business-gemini-2.5-pro")
-    assert gemini.dropped.total() == 201
+    for model in (
+        "claude-4.5-sonnet",
+        "gemini-2.5-pro",
+        "gpt-5",
+        "kimi-k2-0905",
+        "qwen3-vl-8b-instruct",
+    ):
+        assert report.run(f"ftm-fig6-business-{model}").sources == ("fig6_business.csv",)
+        extended = report.run(f"ftm-fig6-business-extended-{model}")
+        assert extended.sources == ("fig6_business_extended.csv",)
+        assert extended.conditions == 7  # the spec's 7-point grid
+    assert report.run("ftm-fig6-business-gemini-2.5-pro").dropped.total() == 0
+    assert report.run("ftm-fig6-business-extended-gemini-2.5-pro").dropped.total() == 1
     assert any(line.strip().startswith("dropped 1: stray condition") for line in report.lines())
 
 
@@ -335,7 +343,7 @@ def test_importing_twice_refuses_and_writes_nothing(imported: tuple[Path, Import
     db, _ = imported
     with Journal(db, create=False) as journal:
         before = sum(1 for r in journal.list_runs() for _ in journal.samples(r.run_id))
-    with pytest.raises(FlipbenchError, match="already holds 32 imported run"):
+    with pytest.raises(FlipbenchError, match="already holds 37 imported run"):
         import_failure_to_mix(DATA, db)
     with Journal(db, create=False) as journal:
         after = sum(1 for r in journal.list_runs() for _ in journal.samples(r.run_id))
@@ -386,6 +394,7 @@ def test_cli_import_prints_every_runs_metrics_and_draws_the_papers_figures(
         "ftm-fig6-bioinformatics",
         "ftm-fig6-matching-pennies",
         "ftm-fig6-business",
+        "ftm-fig6-business-extended",
     ):
         assert f"{stem}.png" in figures, figures
         assert (tmp_path / "flipbench-runs/figures" / f"{stem}.svg").is_file()
@@ -413,7 +422,7 @@ def _show_numbers(results: Results) -> dict[str, Any]:
 
 
 def test_show_numbers_of_the_paper_runs_are_unchanged(results: Results) -> None:
-    """Every number `show --format json` gives for the 32 imported runs, against a golden file
+    """Every number `show --format json` gives for the 37 imported runs, against a golden file
     written before the restructuring (issue 10). A deliberate change of a metric rewrites it:
     `FLIPBENCH_UPDATE_GOLDEN=1 pytest tests/test_import.py -k unchanged`."""
     now = _show_numbers(results)
@@ -421,7 +430,7 @@ def test_show_numbers_of_the_paper_runs_are_unchanged(results: Results) -> None:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
     golden = json.loads(GOLDEN.read_text())
-    assert sorted(now) == sorted(golden) and len(now) == 32
+    assert sorted(now) == sorted(golden) and len(now) == 37
     for run_id in golden:
         _assert_holds(golden[run_id], now[run_id], run_id)
 

@@ -229,9 +229,8 @@ def import_cmd(
 def _paper_figures(runs: Sequence[RunImport]) -> dict[str, list[str]]:
     """The paper's figures, one per released experiment: its models' runs side by side."""
     groups: dict[str, list[str]] = {}
-    for run in runs:  # run ids: ftm-<figure>[-<game>]-<model>
-        figure = run.run_id.split("-")[1]
-        if figure == "fig6":
-            figure = "fig6-" + run.experiment
-        groups.setdefault(f"ftm-{figure}", []).append(run.run_id)
+    for run in runs:  # run ids: ftm-<figure label>-<model>, model = paper/<model>
+        model = run.model.removeprefix("paper/")
+        stem = run.run_id.removesuffix(f"-{model}")
+        groups.setdefault(stem, []).append(run.run_id)
     return groups

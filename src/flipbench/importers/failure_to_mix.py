@@ -84,7 +84,11 @@ FIGURES = (
            frozenset({"model", "optimal_p", "b_count", "answer"}), read_bioinformatics),
     Figure("fig6-matching-pennies", "matching-pennies", ("fig6_matching_pennies.csv",),
            frozenset({"model", "optimal_p", "payoff_ratio", "answer"}), read_pennies),
-    Figure("fig6-business", "business", ("fig6_business.csv", "fig6_business_extended.csv"),
+    # Two releases of the business game, each its own run: merged, the 6- and 7-point grids
+    # (different sessions) made one zig-zag curve. The benchmark's 7-point grid is the extended.
+    Figure("fig6-business", "business", ("fig6_business.csv",),
+           frozenset({"model", "optimal_p", "affordable_payoff", "answer"}), read_business),
+    Figure("fig6-business-extended", "business", ("fig6_business_extended.csv",),
            frozenset({"model", "optimal_p", "affordable_payoff", "answer"}), read_business),
 )  # fmt: skip
 
@@ -151,25 +155,6 @@ def _items(fig: Figure, files: list[CsvFile], report: ImportReport) -> dict[str,
     return by_model
 
 
-def _drop_copies(items: list[Item]) -> None:
-    """A condition released twice, row for row (fig6_business_extended.csv repeats
-    fig6_business.csv), is imported once; differing repeats are kept and noted."""
-    per_file: dict[str, dict[str, list[Item]]] = {}
-    for item in items:
-        if item.drop is None:
-            per_file.setdefault(item.key, {}).setdefault(item.file, []).append(item)
-    for groups in per_file.values():
-        first, *others = list(groups)
-        signature = [(i.answer, i.category) for i in groups[first]]
-        for name in others:
-            same = [(i.answer, i.category) for i in groups[name]] == signature
-            for item in groups[name]:
-                if same:
-                    item.drop = f"copy of the same condition's rows in {first} (row for row)"
-                else:
-                    item.flags.append(f"condition also in {first} with other rows; both kept")
-
-
 def _drop_strays(items: list[Item]) -> None:
     counts = Counter(i.key for i in items if i.drop is None)
     for item in items:
@@ -200,7 +185,6 @@ def _resolve(fig: Figure, specs: list[ConditionSpec], n: int) -> ResolvedExperim
 def _plan_figure(fig: Figure, files: list[CsvFile], report: ImportReport) -> list[PlannedRun]:
     plans = []
     for model, items in _items(fig, files, report).items():
-        _drop_copies(items)
         _drop_strays(items)
         run_id = f"ftm-{fig.label}-{_slug(model)}"
         sources = tuple(f.name for f in files if any(i.file == f.name for i in items))

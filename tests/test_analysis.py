@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -149,6 +150,21 @@ def test_gaussian_counts_non_finite_answers_as_dropped() -> None:
     result = analyse(exp, _data("gaussian", {"normal": ["95", "inf", "105"]}))
     fit = result.metrics.to_json()["gaussian"]
     assert fit["n"] == 2 and fit["n_dropped"] == 1
+
+
+def test_gaussian_line_reports_the_test_sized_for_the_answers() -> None:
+    """Integer answers: the chi-square against the discretised normal (the continuous KS
+    rejects ideal rounded draws too often, issue 11); non-integer answers: the KS."""
+    exp = get_experiment("gaussian").resolve()
+    draws = [100 + 15 * float(z) for z in statistics.NormalDist().samples(1000, seed=7)]
+    for answers, test, words in [
+        ([str(round(v)) for v in draws], "chi2_discretised", "integers vs rounded normal χ²("),
+        ([f"{v:.3f}" for v in draws], "ks", "KS D = "),
+    ]:
+        result = analyse(exp, _data("gaussian", {"normal": answers}))
+        fit = result.metrics.to_json()["gaussian"]
+        assert fit["gof_test"] == test and fit["ks_pvalue"] is not None
+        assert words in result.lines[0] and f"p = {fit['gof_pvalue']:.2g}" in result.lines[0]
 
 
 def test_malformed_sequence_answers_are_left_out() -> None:

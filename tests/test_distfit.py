@@ -15,10 +15,12 @@ from scipy import stats
 
 from flipbench.curves import position_curves, response_curve, word_bias
 from flipbench.distfit import (
+    INTEGER_SHARE_MIN,
     CategoricalFit,
     Estimate,
     categorical_fit,
     count_histogram,
+    discretised_normal_test,
     gaussian_fit,
     pool_sparse_cells,
 )
@@ -214,6 +216,7 @@ def test_constant_100_rejects_normal() -> None:
     assert fit.mean == Estimate(100.0, 100.0, 100.0)
     assert fit.sd == Estimate(0.0, 0.0, 0.0)
     assert fit.integer_share.value == 1.0
+    assert fit.gof_test == "chi2_discretised" and fit.gof_pvalue < 1e-20
     centre = fit.bin_counts.index(200)
     assert fit.bin_edges[centre : centre + 2] == [97.5, 102.5]
     _strict(fit)
@@ -246,6 +249,90 @@ def test_integer_share() -> None:
     fit = gaussian_fit([100, 100.5, 101, 99.25])
     assert fit.integer_share.value == 0.5
     assert (fit.integer_share.low, fit.integer_share.high) == wilson_interval(2, 4)
+
+
+def _rejection_rates(
+    mean: float, sd: float, sizes: tuple[int, ...], reps: int, seed: int
+) -> dict[int, float]:
+    """Share of ``reps`` rounded N(mean, sd) samples of each size that the chi-square against
+    the discretised N(100, 15) rejects at alpha 0.05; in chunks of 2e6 draws (memory)."""
+    rng = np.random.default_rng(seed)
+    rates = {}
+    for n in sizes:
+        chunk, rejected = max(1, 2_000_000 // n), 0
+        for start in range(0, reps, chunk):
+            x = np.round(rng.normal(mean, sd, (min(chunk, reps - start), n)))
+            _, df, p = discretised_normal_test(x)
+            assert df > 0
+            rejected += int(np.sum(p < 0.05))
+        rates[n] = rejected / reps
+    return rates
+
+
+def test_discretised_normal_test_has_the_right_size_on_rounded_draws() -> None:
+    """Issue 11: the continuous KS rejects ideal rounded N(100, 15) draws 20 % of the time at
+    n = 1,000 and always at 10,000; the chi-square against the discretised normal keeps its
+    size (measured 0.05-0.06 with 4,000 replicates)."""
+    size = _rejection_rates(100.0, 15.0, (100, 1000, 10_000), reps=1000, seed=11)
+    print(f"size at alpha 0.05 on rounded N(100, 15), 1,000 replicates: {size}")
+    assert all(0.03 <= rate <= 0.07 for rate in size.values()), f"size at alpha 0.05: {size}"
+
+
+def test_discretised_normal_test_rejects_a_shifted_or_narrow_normal() -> None:
+    shifted = _rejection_rates(103.0, 15.0, (1000,), reps=200, seed=12)[1000]
+    narrow = _rejection_rates(100.0, 10.0, (1000,), reps=200, seed=13)[1000]
+    power = f"power at n = 1,000: rounded N(103, 15) {shifted}, rounded N(100, 10) {narrow}"
+    print(power)
+    assert shifted >= 0.75 and narrow >= 0.99, power
+
+
+def test_discretised_normal_test_matches_a_direct_computation() -> None:
+    x = np.round(np.random.default_rng(4).normal(100, 15, 500))
+    x[:3] = [-40.0, 250.0, 100.4]  # beyond the cells (100 -+ 6 * 15), and one rounded to 100
+    stat, df, p = discretised_normal_test(x)
+    k = np.arange(10, 191)  # cell 10 also holds every k below, cell 190 every k above
+    upper = np.append(stats.norm.cdf(k[:-1] + 0.5, 100, 15), 1.0)
+    lower = np.insert(stats.norm.cdf(k[1:] - 0.5, 100, 15), 0, 0.0)
+    expected = 500 * (upper - lower)
+    observed = np.histogram(np.clip(np.floor(x + 0.5), 10, 190), bins=np.arange(9.5, 191))[0]
+    bins = pool_sparse_cells(expected)
+    obs = [observed[a : b + 1].sum() for a, b in bins]
+    exp = [expected[a : b + 1].sum() for a, b in bins]
+    want = stats.chisquare(obs, exp)
+    assert df == len(bins) - 1 and min(exp) >= 5.0
+    assert float(stat) == pytest.approx(want.statistic, rel=1e-9)
+    assert float(p) == pytest.approx(want.pvalue, rel=1e-9)
+    assert np.isnan(discretised_normal_test(np.full(14, 100.0))[2])  # a single bin: no test
+    with pytest.raises(ValueError, match="finite"):
+        discretised_normal_test([100.0, math.nan])
+
+
+def test_gaussian_fit_tests_integer_answers_against_the_discretised_normal() -> None:
+    x = np.round(np.random.default_rng(5).normal(100, 15, 10_000))
+    fit = gaussian_fit(x)
+    assert fit.ks_stat > 0.013 and fit.ks_pvalue < 1e-3  # the continuous KS rejects ideal draws
+    stat, df, p = discretised_normal_test(x)
+    assert (fit.gof_test, fit.gof_stat, fit.gof_df, fit.gof_pvalue) == (
+        "chi2_discretised", float(stat), df, float(p)
+    )  # fmt: skip
+    assert fit.gof_pvalue > 0.05
+    assert _strict(fit)["gof_df"] == df
+
+
+def test_gaussian_fit_keeps_the_ks_for_non_integer_answers() -> None:
+    x = np.random.default_rng(6).normal(100, 15, 1000)
+    x[:49] = np.round(x[:49])  # 4.9 % integers: the KS keeps its size
+    fit = gaussian_fit(x)
+    assert fit.integer_share.value < INTEGER_SHARE_MIN
+    assert (fit.gof_test, fit.gof_stat, fit.gof_df, fit.gof_pvalue) == (
+        "ks", fit.ks_stat, None, fit.ks_pvalue
+    )  # fmt: skip
+    assert _strict(fit)["gof_df"] is None
+    x[49] = round(x[49])  # 5 %: integer answers, the others rounded half up
+    fit = gaussian_fit(x)
+    assert fit.gof_test == "chi2_discretised"
+    assert fit.gof_stat == float(discretised_normal_test(np.floor(x + 0.5))[0])
+    assert gaussian_fit([85, 100, 115, 100, 92, 108]).gof_test == "ks"  # too few for chi-square
 
 
 # --- D flips per reply: positions, mean, running mean ----------------------------------------

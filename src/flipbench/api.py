@@ -34,7 +34,7 @@ from flipbench.store import (
     validate_run_id,
 )
 from flipbench.tasks import get_experiment
-from flipbench.tasks.definition import ResolvedExperiment
+from flipbench.tasks.definition import ExperimentDefinition, ResolvedExperiment
 
 
 @dataclass
@@ -64,9 +64,29 @@ def new_run_id(experiment: str) -> str:
     return f"{stamp}-{experiment}-{secrets.token_hex(2)}"
 
 
+def _check_reading(definition: ExperimentDefinition, config: RunConfig) -> None:
+    """A game's exact reading is the first token of a reply with no reasoning: not the game as
+    designed (reason, then choose), so it is run only when asked for by name."""
+    first_token = definition.exact_reading == "first-token"
+    if config.first_token and not (first_token and config.mode == "exact"):
+        raise FlipbenchError(
+            "--first-token applies to the games in exact mode only"
+            if not first_token
+            else "--first-token reads probabilities: use it with --mode exact"
+        )
+    if first_token and config.mode == "exact" and not config.first_token:
+        raise FlipbenchError(
+            f"{definition.name} asks for reasoning, then a choice; exact mode would read the first"
+            " token of a reply with no reasoning. Sample it (--mode sample), or ask for that"
+            " reading by name: --mode exact --first-token"
+        )
+
+
 def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
     """Validate everything a run needs before anything is written or started."""
-    experiment = get_experiment(config.experiment).resolve(
+    definition = get_experiment(config.experiment)
+    _check_reading(definition, config)
+    experiment = definition.resolve(
         grid=config.grid,
         p_values=config.p_values,
         prompt=config.prompt,

@@ -71,19 +71,25 @@ class BenchmarkOutcome:
 def part_mode(run: PartRun, model: str, mode: str) -> tuple[str, bool]:
     """(mode, constrained) for one run: `auto` reads probabilities wherever it can.
 
+    The games are always sampled, unconstrained: they ask for reasoning and then a choice, and
+    the first token of a reply with no reasoning (their only exact reading, and what a grammar
+    admitting only the answer would force) is not that game.
     Sampled parts on a backend that can constrain (local llama.cpp) use the grammar: a small
     local model rarely answers in the format otherwise, and the grammar is what structured
     output does on APIs. The choice is recorded per run and in the summary.
     """
     cls = backend_class(model)
-    exact_ok = get_experiment(run.experiment).exact and cls.supports_exact
+    definition = get_experiment(run.experiment)
+    exact_ok = definition.exact and definition.exact_reading == "answer" and cls.supports_exact
     if mode == "exact" and not exact_ok:
         chosen = "sample"
     elif mode == "auto":
         chosen = "exact" if exact_ok else "sample"
     else:
         chosen = mode
-    return chosen, chosen == "sample" and cls.supports_constrained
+    # A grammar that admits only the answer would cut a game's reasoning too.
+    reasons = definition.exact_reading == "first-token"
+    return chosen, chosen == "sample" and cls.supports_constrained and not reasons
 
 
 def run_benchmark(

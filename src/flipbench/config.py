@@ -143,6 +143,11 @@ class RunConfig(BaseModel):
     fallback_to_sample: bool = Field(
         default=False, description="if exact mode is unavailable on the endpoint, sample instead"
     )
+    first_token: bool = Field(
+        default=False,
+        description="games only, with --mode exact: read the first token of a reply given with"
+        " no reasoning (not the game as designed; never used by the benchmark)",
+    )
     seed: int | None = Field(
         default=None,
         ge=0,

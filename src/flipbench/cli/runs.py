@@ -93,6 +93,10 @@ def run(
     fallback_to_sample: Annotated[
         bool, typer.Option(help="sample if the endpoint gives no top_logprobs for --mode exact")
     ] = False,
+    first_token: Annotated[
+        bool,
+        typer.Option(help="games, --mode exact: the first token with no reasoning (not the game)"),
+    ] = False,
     env_file: Annotated[
         Path | None, typer.Option(help=".env file with API keys (the environment wins)")
     ] = None,
@@ -150,6 +154,7 @@ def run(
                 model_options=parse_model_options(model_option or []),
                 answer_from_reasoning=answer_from_reasoning,
                 fallback_to_sample=fallback_to_sample,
+                first_token=first_token,
                 run_id=run_id,
             )
             outcome = api.start_run(config, db, progress=progress, notify=note)

@@ -1,4 +1,5 @@
-"""One number drawn from N(100, 15) (paper Fig. 4, right): moments, KS test, histogram."""
+"""One number drawn from N(100, 15) (paper Fig. 4, right): moments, a goodness-of-fit test
+(chi-square against the discretised normal for integer answers, else KS), histogram."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flipbench.analysis import Analysis, ConditionData, number_text
-from flipbench.distfit import gaussian_fit
+from flipbench.distfit import GaussianFit, gaussian_fit
 from flipbench.kinds.base import ExperimentKind
 from flipbench.metric_models import GaussianMetrics, NoNumbers
 from flipbench.tasks.definition import ResolvedExperiment
@@ -26,6 +27,14 @@ def _number(answer: str) -> float:
         return math.nan
 
 
+def _test_text(fit: GaussianFit) -> str:
+    """The right-sized test (``GaussianFit.gof_test``): integer answers against the normal
+    rounded to integers (the continuous KS rejects those too often), others by KS."""
+    if fit.gof_test == "ks":
+        return f"KS D = {number_text(fit.gof_stat)}"
+    return f"integers vs rounded normal χ²({fit.gof_df}) = {fit.gof_stat:.1f}"
+
+
 class GaussianKind(ExperimentKind):
     names = ("gaussian",)
 
@@ -40,8 +49,8 @@ class GaussianKind(ExperimentKind):
         fit = dataclasses.replace(fit, n_dropped=fit.n_dropped + len(answers) - len(values))
         lines = [
             f"mean {number_text(fit.mean.value)}, sd {number_text(fit.sd.value)}"
-            f" (requested 100, 15); KS D = {number_text(fit.ks_stat)}, p = {fit.ks_pvalue:.2g}"
-            if math.isfinite(fit.ks_pvalue)
+            f" (requested 100, 15); {_test_text(fit)}, p = {fit.gof_pvalue:.2g}"
+            if math.isfinite(fit.gof_pvalue)
             else "no numbers to fit"
         ]
         return Analysis(math.nan, nan, GaussianMetrics(gaussian=fit), lines)

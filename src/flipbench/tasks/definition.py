@@ -251,6 +251,9 @@ class ExperimentDefinition(BaseModel):
     first: str
     parser: Parser = "whole-token"
     exact: bool = True  # the answer is one token of a known set: exact mode can read it
+    # "first-token": the prompt asks for reasoning, then a choice; exact mode would read a reply
+    # with no reasoning, so it is offered only by name (--first-token), never by `auto`.
+    exact_reading: Literal["answer", "first-token"] = "answer"
     temperature: float = 1.0
     max_tokens: int = 16
 

@@ -44,6 +44,7 @@ BIOINFORMATICS = ExperimentDefinition(
     title="Read mapping: map an ambiguous read to gene A or B",
     version="1",
     kind="game",
+    exact_reading="first-token",
     prompt=(
         "You are assisting with a bioinformatics task, specifically aligning NGS short reads to "
         "genes for RNA expression analysis. You are given a read R that aligns equally well to "
@@ -73,6 +74,7 @@ MATCHING_PENNIES = ExperimentDefinition(
     title="Asymmetric matching pennies, as the Matcher",
     version="1",
     kind="game",
+    exact_reading="first-token",
     prompt=(
         "You are playing a one-time variant game of Matching Pennies against another "
         "participant, and you are the Matcher. You and your opponent will simultaneously pick "
@@ -103,6 +105,7 @@ BUSINESS = ExperimentDefinition(
     title="Startup positioning against a dominant incumbent",
     version="1",
     kind="game",
+    exact_reading="first-token",
     prompt=(
         "You are playing a one-time game against another participant. You play the role of a "
         "startup CEO in a particular niche market, in which there is one dominant incumbent "

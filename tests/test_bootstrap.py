@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from flipbench.bootstrap import (
+    bias_aware_interval,
     check_boot,
     generator,
     multinomial_counts,
@@ -16,7 +17,10 @@ from flipbench.bootstrap import (
     redraw_shares,
     replicate_interval,
     resample_row_means,
+    toward_target,
+    wilson_bounds,
 )
+from flipbench.metrics import wilson_interval
 
 
 def test_percentile_interval_interpolates_finite_replicates() -> None:
@@ -84,3 +88,44 @@ def test_check_boot() -> None:
     for confidence in (0.0, 1.0, 95.0):
         with pytest.raises(ValueError, match="confidence"):
             check_boot(1000, confidence)
+
+
+def test_wilson_bounds_match_the_scalar_wilson_interval() -> None:
+    n = np.array([10, 100, 7])
+    for k in ([0, 3, 7], [10, 50, 0], [5, 100, 1]):
+        lo, hi = wilson_bounds(np.array(k) / n, n)
+        for i in range(3):
+            assert (lo[i], hi[i]) == pytest.approx(wilson_interval(k[i], int(n[i])), abs=1e-12)
+
+
+def test_toward_target_stops_at_the_wilson_interval() -> None:
+    n = np.array([100, 100, 100])
+    shares = np.array([[0.5, 0.5], [0.9, 0.1], [0.52, 0.48]])
+    target = np.array([[0.3, 0.7], [0.3, 0.7], [0.5, 0.5]])
+    moved = toward_target(shares, n, target)
+    lo, hi = wilson_bounds(shares[:, 1], n)
+    # Two categories: the target clipped into the rate's Wilson interval.
+    assert moved[:, 1] == pytest.approx(np.clip(target[:, 1], lo, hi))
+    assert moved[2] == pytest.approx([0.5, 0.5])  # inside the interval: all the way
+    three = toward_target(np.array([[0.2, 0.3, 0.5]]), np.array([40]), np.array([[0.6, 0.4, 0.0]]))
+    assert three.sum() == pytest.approx(1.0) and three.min() >= 0.0
+    assert 0.2 < three[0, 0] < 0.6 and three[0, 2] > 0.0  # part of the way
+
+
+def test_bias_aware_interval_allows_for_the_bias() -> None:
+    rng = np.random.default_rng(0)
+    samples = 1.0 + rng.normal(0.0, 0.1, 4000)  # replicates biased +1 above the point 0
+    near = (0.0, 2.0 + rng.normal(0.0, 0.1, 4000))  # the nearest-calibrated model: +2
+    lo, hi = bias_aware_interval(0.0, samples, near, 0.95)
+    assert lo == pytest.approx(-2.0 - 0.196, abs=0.02)  # point − max bias − upper spread
+    assert hi == pytest.approx(0.196, abs=0.02)  # point − min(0, …) − lower spread
+    assert bias_aware_interval(0.0, samples, near, 0.95, (0.0, 1.0))[0] == 0.0
+    # With no bias this is the basic bootstrap, which here equals the percentile interval.
+    plain = rng.normal(0.0, 0.1, 4000)
+    lo, hi = bias_aware_interval(0.0, plain, (0.0, plain), 0.95)
+    assert (lo, hi) == pytest.approx((-0.196, 0.196), abs=0.02)
+    # No noise at all: the point; an undefined replicate: undefined.
+    flat = np.full(10, 0.3)
+    assert bias_aware_interval(0.3, flat, (0.1, np.full(10, 0.1)), 0.95) == (0.3, 0.3)
+    nan = np.array([0.1, np.nan])
+    assert all(math.isnan(v) for v in bias_aware_interval(0.1, nan, (0.1, flat), 0.95))

@@ -444,3 +444,28 @@ def test_demo_is_the_offline_main_job(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_bound_errors_name_the_flag(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
     assert assert_one_line_error(flipbench(*RUN, *args, cwd=tmp_path)) == line
+
+
+def test_show_prints_the_noise_floor_beside_s(tmp_path: Path) -> None:
+    """Beside S: what a perfectly calibrated model scores at this N and grid, and S corrected
+    for noise; a game also shows the trend variant of its direction score."""
+    from synthetic_runs import journal_with, run_id_of
+
+    journal_with(tmp_path, ["flip", "matching-pennies"]).close()
+    flip = run_id_of("flip", "model-a")
+    table = flipbench("show", flip, "--db", "j.db", cwd=tmp_path)
+    assert_ok(table)
+    line = next(x for x in table.stdout.splitlines() if x.startswith("S = "))
+    assert "95% CI [" in line and "noise floor at this N and grid: " in line, line
+    shown = flipbench("show", flip, "--format", "json", "--db", "j.db", cwd=tmp_path)
+    assert_ok(shown)
+    data = json.loads(shown.stdout)
+    assert f"noise floor at this N and grid: {data['S_noise_floor']:.3f}" in line
+    assert data["S_noise_floor"] > 0.0
+    assert data["S_interval_method"] == "bias-aware basic bootstrap"
+    assert data["S"]["low"] <= data["S_corrected"] <= data["S"]["high"]
+    assert data["metrics"]["S_noise_floor"] == data["S_noise_floor"]
+    game = flipbench("show", run_id_of("matching-pennies", "model-a"), "--db", "j.db",
+                     cwd=tmp_path)  # fmt: skip
+    assert_ok(game)
+    assert "trend variant d_trend = " in game.stdout and "noise floor" in game.stdout

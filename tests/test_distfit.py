@@ -15,15 +15,13 @@ from scipy import stats
 
 from flipbench.curves import position_curves, response_curve, word_bias
 from flipbench.distfit import (
-    INTEGER_SHARE_MIN,
     CategoricalFit,
     Estimate,
     categorical_fit,
     count_histogram,
-    discretised_normal_test,
-    gaussian_fit,
     pool_sparse_cells,
 )
+from flipbench.gaussfit import INTEGER_SHARE_MIN, discretised_normal_test, gaussian_fit
 from flipbench.metrics import step_likeness, wilson_interval
 from tests.paper_data import DATA
 

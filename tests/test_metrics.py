@@ -12,8 +12,10 @@ from scipy.stats import norm
 from flipbench.metrics import (
     bootstrap_step_likeness,
     exact_rate_interval,
+    noise_floor,
     rate_summary,
     step_likeness,
+    step_likeness_interval,
     step_likeness_rows,
     wilson_interval,
 )
@@ -263,3 +265,35 @@ def test_bootstrap_invalid_inputs_raise() -> None:
         bootstrap_step_likeness([10.0, 20.0], [1, 2], [5, 5])
     with pytest.raises(ValueError):
         bootstrap_step_likeness([0.1, 0.2], [1, 2], [5, 5], confidence=1.5)
+
+
+# --- the interval `show` reports, the noise floor -------------------------------------------
+
+
+def test_step_likeness_interval_reports_s_its_floor_and_correction() -> None:
+    p, k, n = _sigmoid_counts(100)
+    found = step_likeness_interval(p, k, n)
+    s = step_likeness(p, k / n)
+    assert found.value == s and found.low <= s <= found.high and found.low >= 0.0
+    # Its first replicates are the percentile bootstrap's (same seed, same draws).
+    assert found.percentile == bootstrap_step_likeness(p, k, n)
+    assert found.noise_floor == pytest.approx(noise_floor(p, n)) and found.noise_floor > 0.0
+    assert 0.0 <= found.corrected <= s  # noise only adds to |r − p|
+    assert found == step_likeness_interval(p, k, n)  # seeded
+    assert found.method == "bias-aware basic bootstrap"
+    # A calibrated-looking curve: its interval reaches 0, the percentile one does not.
+    calibrated = step_likeness_interval(GRID, np.round(GRID * 100) + (GRID < 0.5), [100] * 21)
+    assert calibrated.low == 0.0 < calibrated.percentile[0]
+    assert math.isnan(step_likeness_interval([0.5, 0.6], [1, 0], [2, 0]).value)
+
+
+def test_noise_floor_is_exact() -> None:
+    # Two conditions at p = 0 and 1: no noise there (k is always 0 or n), so the floor is 0.
+    assert noise_floor([0.0, 1.0], [10, 10]) == 0.0
+    # p = 0.5 alone with n = 2 and flat extension over [0, 1]: |k/2 − x| at the nodes.
+    # E|k/2 − 0.5| = 0.5 · 0.5 = 0.25 at p = 0.5, and at 0 and 1 E|k/2 − 0| = E k/2 = 0.5;
+    # weights 4·(0.5/2) = 1 at the ends and 2 in the middle: 0.5 + 0.5 + 2 · 0.25 = 1.5.
+    assert noise_floor([0.5, 0.5], [2, 2]) == pytest.approx(1.5)
+    assert noise_floor(GRID, None) == 0.0
+    with pytest.raises(ValueError):
+        noise_floor(GRID, [100] * 3)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run, run_id_of
 
-from flipbench.distfit import GaussianFit
 from flipbench.figures.common import fmt_s
 from flipbench.figures.panels import (
     GaussianSample,
@@ -22,6 +21,7 @@ from flipbench.figures.panels import (
     word_bias_runs,
 )
 from flipbench.figures.run_data import pick_p, shown_positions
+from flipbench.gaussfit import GaussianFit
 from flipbench.metric_models import GaussianMetrics
 from flipbench.report.run_figures import (
     figures_for,

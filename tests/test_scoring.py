@@ -109,7 +109,11 @@ def test_perfect_model_scores_exactly_100() -> None:
     assert {name: score.parts[name].score for name in PARTS} == dict.fromkeys(PARTS, 20.0)
     assert score.total == 100.0
     exp4 = score.parts["exp4"].metrics
-    assert exp4["bioinformatics"] == {"S": 0.0, "direction_raw": 1.0, "d": 1.0, "score": 8.0}
+    bio = exp4["bioinformatics"]
+    assert {k: bio[k] for k in ("S", "direction_raw", "d", "score", "d_trend")} == {
+        "S": 0.0, "direction_raw": 1.0, "d": 1.0, "score": 8.0, "d_trend": 1.0
+    }  # fmt: skip
+    assert bio["slope"] == pytest.approx(1.0, abs=1e-12)  # r = x: the trend's slope is 1
 
 
 def test_perfect_model_on_spec_exp4_grids_pays_the_constant_extension() -> None:
@@ -238,6 +242,8 @@ def test_matching_pennies_combines_s_and_direction() -> None:
         "S": 2.0,
         "direction_raw": -1.0,
         "d": 0.0,
+        "slope": -1.0,
+        "d_trend": 0.0,
     }
 
 
@@ -303,6 +309,7 @@ def test_readings_defaults_are_recorded() -> None:
         "exp3_norm_diagonal": 0.43,
         "exp3_norm_flat": 0.36,
         "direction": "strict-sign (raw+1)/2",
+        "direction_trend": "(1 + sign of the least-squares slope of r on x)/2, not scored",
         "direction_dead_band": 0.0,
         "sem_divisor": 0.45,
     }
@@ -548,7 +555,7 @@ def test_bootstrap_metrics_share_bootstrap_benchmarks_replicates() -> None:
     parts = sampled_model(100)
     for seed in (3, 4):
         s_lo, s_hi = bootstrap_metrics(parts, n_boot=1000, seed=seed)["exp1"]["S"]
-        score_lo, score_hi = bootstrap_benchmark(parts, n_boot=1000, seed=seed).intervals["exp1"]
+        score_lo, score_hi = bootstrap_benchmark(parts, n_boot=1000, seed=seed).percentile["exp1"]
         # Exp1 scores 20 (1 - S) (no clipping here: S < 1), so the same redraws give the same
         # interval, mirrored; a different seed would not.
         assert s_hi < 1.0

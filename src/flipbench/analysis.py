@@ -72,7 +72,9 @@ class Analysis:
     """The headline S (NaN where an experiment has none), every metric, and lines to print.
 
     `rates`, when given, is each condition's (rate, low, high) for the table in grid order,
-    for kinds whose rate is not the share of one answer (sequences show Mean(r)).
+    for kinds whose rate is not the share of one answer (sequences show Mean(r)). Beside S:
+    its noise floor (the S a perfectly calibrated model is expected to score at this grid and
+    n; 0 when exact), its noise-corrected value and how its interval was made.
     """
 
     s: float
@@ -80,6 +82,9 @@ class Analysis:
     metrics: KindMetrics
     lines: list[str]
     rates: list[tuple[float, float, float]] | None = None
+    s_noise_floor: float = math.nan
+    s_corrected: float = math.nan
+    s_method: str = ""
 
 
 def cells(data: Sequence[ConditionData]) -> list[Cell]:

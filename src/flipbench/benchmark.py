@@ -30,7 +30,12 @@ from flipbench.config import RunConfig
 from flipbench.errors import FlipbenchError
 from flipbench.providers import backend_class
 from flipbench.results import RunResults, compute_results
-from flipbench.scoring import BenchmarkParts, bootstrap_benchmark, score_benchmark
+from flipbench.scoring import (
+    BenchmarkParts,
+    bootstrap_benchmark,
+    noise_floor_benchmark,
+    score_benchmark,
+)
 from flipbench.store import Journal, RunRow, validate_run_id
 from flipbench.tasks import get_experiment
 
@@ -103,8 +108,15 @@ def run_benchmark(
     json_path: Path | None = None,
     progress: bool = False,
     notify: Callable[[str], None] | None = None,
+    game_n: int | None = None,
+    game_max_tokens: int | None = None,
 ) -> BenchmarkOutcome:
-    """Run (or resume) every part, then score it from the journal and write the summary."""
+    """Run (or resume) every part, then score it from the journal and write the summary.
+
+    The games are sampled at length (they reason before they choose): `game_n` and
+    `game_max_tokens` bound what that costs, e.g. on a small local model that rarely ends a
+    game reply with a choice. Both are recorded in each game run's configuration.
+    """
     from flipbench import api  # the benchmark is built on the run API, not beside it
 
     if mode not in ("auto", "exact", "sample"):
@@ -124,10 +136,13 @@ def run_benchmark(
             outcome = api.resume_run(run_id, db, progress=progress, notify=notify)
         else:
             chosen, constrained = part_mode(run, model, mode)
+            game = run.game is not None
             config = (base or RunConfig()).model_copy(
                 update=dict(
                     experiment=run.experiment, model=model, mode=chosen, constrained=constrained,
-                    n=n, d=run.d, run_id=run_id, bench_id=bench_id,
+                    n=game_n if game and game_n is not None else n, d=run.d, run_id=run_id,
+                    bench_id=bench_id,
+                    max_tokens=game_max_tokens if game else (base or RunConfig()).max_tokens,
                 )
             )  # fmt: skip
             say(f"{run_id}: {run.experiment} ({chosen}{', constrained' if constrained else ''})")
@@ -193,6 +208,7 @@ def summarize(db: Path, bench_id: str, *, n_boot: int = N_BOOT) -> BenchmarkSumm
     parts = parts_of(results)
     score = score_benchmark(parts)
     intervals = bootstrap_benchmark(parts, n_boot=n_boot, seed=0)
+    floors = noise_floor_benchmark(parts, n_sim=n_boot, seed=0)
     runs = [_run_summary(run, r) for run in PART_RUNS if (r := results.get(run.key)) is not None]
     first = next(iter(results.values()))
     part_scores = PartsSummary.model_validate(
@@ -200,6 +216,8 @@ def summarize(db: Path, bench_id: str, *, n_boot: int = N_BOOT) -> BenchmarkSumm
             name: {
                 "score": p.score,
                 "ci": intervals.intervals[name],
+                "noise_floor": floors[name],
+                "corrected": intervals.corrected[name],
                 "max_score": p.max_score,
                 "metrics": p.metrics,
                 "notes": list(p.notes),
@@ -216,12 +234,21 @@ def summarize(db: Path, bench_id: str, *, n_boot: int = N_BOOT) -> BenchmarkSumm
         model_versions=first.run.versions.get("model", {}),
         complete=len(results) == len(PART_RUNS)
         and all(r.run.display_status == "complete" for r in results.values()),
-        total=ScoreEstimate(score=score.total, ci=intervals.intervals["total"]),
+        total=ScoreEstimate(
+            score=score.total,
+            ci=intervals.intervals["total"],
+            noise_floor=floors["total"],
+            corrected=intervals.corrected["total"],
+        ),
         max_total=100.0,
         parts=part_scores,
         readings=SummaryReadings.model_validate(score.readings),
         bootstrap=BootstrapSettings(
-            n_boot=n_boot, confidence=intervals.confidence, seed=intervals.seed, method="percentile"
+            n_boot=n_boot,
+            confidence=intervals.confidence,
+            seed=intervals.seed,
+            method="bias-aware",
+            noise_floor_draws=n_boot,
         ),
         runs=runs,
     )

@@ -102,12 +102,18 @@ class _Model(BaseModel):
 
 
 class ScoreEstimate(_Model):
-    """A score with its percentile bootstrap interval; None (null) where undefined."""
+    """A score with its interval, its noise floor and its noise-corrected value; None (null)
+    where undefined (the last two are absent from summaries written before they existed)."""
 
     score: Number
-    """points: 0 … max_score"""
+    """points: 0 … max_score (Table S1's scoring, unchanged)"""
     ci: Interval
-    """percentile bootstrap interval of the score: [low, high]"""
+    """the score's interval [low, high] (bootstrap.method: bias-aware, coverage measured)"""
+    noise_floor: Number = None
+    """the score a perfectly calibrated model is expected to get at these grids and n (sampling
+    noise alone keeps it below max_score; max_score for exact runs but Exp4's grid corners)"""
+    corrected: Number = None
+    """the score minus its bootstrap bias, clipped to [0, max_score]"""
 
     @property
     def ci_low(self) -> float | None:
@@ -154,6 +160,11 @@ class GameMetrics(_Model):
     S: Number
     direction_raw: Number
     d: Number
+    slope: Number = None
+    """least-squares slope of r on x (not scored)"""
+    d_trend: Number = None
+    """(1 + sign(slope)) / 2: the direction read from the trend, which noise on closely spaced
+    conditions cannot scramble (not scored)"""
 
 
 class Exp4Metrics(PartMetrics):
@@ -252,6 +263,8 @@ class SummaryReadings(_Model):
     sem_divisor: FiniteFloat
     direction: str
     """the direction rule in words, e.g. "strict-sign (raw+1)/2\""""
+    direction_trend: str | None = None
+    """the unscored trend variant of the direction score, in words"""
 
 
 class BootstrapSettings(_Model):
@@ -260,7 +273,11 @@ class BootstrapSettings(_Model):
     n_boot: int = Field(ge=1)
     confidence: FiniteFloat = Field(gt=0.0, lt=1.0)
     seed: int
-    method: Literal["percentile"]
+    method: Literal["percentile", "bias-aware"]
+    """bias-aware: the basic bootstrap widened by the bias noise gives a score near calibration
+    (docs/benchmark.md, "Intervals"); percentile: summaries written before it"""
+    noise_floor_draws: int | None = Field(default=None, ge=1)
+    """simulated draws of a calibrated model behind every noise_floor (seed 0)"""
 
 
 class ConditionCounts(_Model):

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from numpy.typing import ArrayLike
 
 from flipbench.bootstrap import (
+    bias_aware_interval,
     check_boot,
     generator,
     percentile_interval,
@@ -31,10 +32,11 @@ from flipbench.bootstrap import (
 from flipbench.distfit import binary_replies
 from flipbench.estimate import Estimate, FitResult
 from flipbench.metrics import (
-    bootstrap_step_likeness,
     check_unit,
+    noise_floor,
     rate_summary,
     step_likeness,
+    step_likeness_interval,
     step_likeness_rows,
 )
 
@@ -64,8 +66,13 @@ class PositionCurves(FitResult):
     ``rates[i][j]``: r_{j+1} at ``p[i]`` (Wilson). ``mean_rate[i]``: Mean(r) at ``p[i]``;
     its interval is bootstrapped over replies because flips in one reply are not
     independent (Wilson on n * D flips would pretend they were). ``s_running[J - 1]``: S of
-    the mean of r_1..r_J. All S intervals: percentile bootstrap, replies resampled within
-    each p. A p with no replies stays in the lists with NaN rates and is left out of S.
+    the mean of r_1..r_J. S intervals: replies resampled within each p, and the interval is
+    ``bootstrap.bias_aware_interval`` with the nearest-calibrated curve made by moving each
+    rate towards p within its replicates' 95 % range and carrying their noise along (a
+    translation; single rates redraw instead). ``s_mean_corrected``: S of Mean(r) minus its
+    bootstrap bias (floored at 0); ``s_mean_noise_floor``: the S of Mean(r) a calibrated model
+    of independent flips is expected to score (n·D flips per p, ``metrics.noise_floor``).
+    A p with no replies stays in the lists with NaN rates and is left out of S.
     """
 
     p: list[float]
@@ -76,6 +83,8 @@ class PositionCurves(FitResult):
     s_position: list[Estimate]
     s_mean: Estimate
     s_running: list[Estimate]
+    s_mean_corrected: float = math.nan
+    s_mean_noise_floor: float = math.nan
 
 
 def _s_columns(p: FloatArray, curves: FloatArray) -> list[float]:
@@ -127,16 +136,47 @@ def position_curves(
         axis=2,
     )
     n_curves = curves.shape[2]
+    corrected = math.nan
     if len(used) >= 2:
-        rows = curves.transpose(0, 2, 1).reshape(n_boot * n_curves, len(used))
-        s_star = step_likeness_rows(ps[used], rows).reshape(n_boot, n_curves)
-        cis = [percentile_interval(s_star[:, j], confidence) for j in range(n_curves)]
+        s_star, near = _s_replicates(ps[used], curves, r[used], confidence)
+        cis = [
+            bias_aware_interval(point[j], s_star[:, j], (near[0][j], near[1][:, j]),
+                                confidence, (0.0, math.inf))
+            for j in range(n_curves)
+        ]  # fmt: skip
+        corrected = max(2.0 * point[flips] - float(s_star[:, flips].mean()), 0.0)
     else:
         cis = [(math.nan, math.nan)] * n_curves
     s_all = [Estimate(v, *ci) for v, ci in zip(point, cis, strict=True)]
+    floor = noise_floor(ps, [n * flips for n in ns])
     return PositionCurves(
-        ps.tolist(), ns, flips, rates, mean_rate, s_all[:flips], s_all[flips], s_all[flips + 1 :]
-    )
+        ps.tolist(), ns, flips, rates, mean_rate, s_all[:flips], s_all[flips],
+        s_all[flips + 1 :], corrected, floor,
+    )  # fmt: skip
+
+
+def _s_replicates(
+    p: FloatArray, curves: FloatArray, r: FloatArray, confidence: float
+) -> tuple[FloatArray, tuple[list[float], FloatArray]]:
+    """S of every replicate of every curve (B x K), and (S, replicates) of the curves moved
+    towards the diagonal: each rate goes towards p as far as its replicates' range allows,
+    its replicates shifted with it (clipped to [0, 1]). curves: B x m x K; r: m x D."""
+    m, n_curves = curves.shape[1], curves.shape[2]
+    flips = r.shape[1]
+    running = np.cumsum(r, axis=1) / np.arange(1, flips + 1)
+    rates = np.hstack([r, r.mean(axis=1, keepdims=True), running])
+    lo = np.quantile(curves, (1 - confidence) / 2, axis=0)
+    hi = np.quantile(curves, (1 + confidence) / 2, axis=0)
+    moved = np.clip(p[:, np.newaxis], lo, hi)
+    shifted = np.clip(curves + (moved - rates)[np.newaxis], 0.0, 1.0)
+
+    def s_of(reps: FloatArray) -> FloatArray:
+        rows = reps.transpose(0, 2, 1).reshape(-1, m)
+        out: FloatArray = step_likeness_rows(p, rows).reshape(reps.shape[0], n_curves)
+        return out
+
+    near_point = [step_likeness(p, moved[:, j]) for j in range(n_curves)]
+    return s_of(curves), (near_point, s_of(shifted))
 
 
 # --- single-token curves: games and word order ---------------------------------------------
@@ -146,14 +186,19 @@ def position_curves(
 class ResponseCurve(FitResult):
     """r(x) of the first option at the optimal probability x, sorted by x, with S.
 
-    S extends the curve as a constant to x = 0 and 1 (``step_likeness``); its interval is
-    ``bootstrap_step_likeness``. ``n`` is None for exact probabilities (point intervals).
+    S extends the curve as a constant to x = 0 and 1 (``step_likeness``); its interval,
+    noise-corrected value and noise floor are ``step_likeness_interval``'s (``s_method`` says
+    which interval). ``n`` is None for exact probabilities (point intervals; the floor is then
+    S(x, x), 0 on a grid from 0 to 1).
     """
 
     x: list[float]
     n: list[int] | None
     rates: list[Estimate]
     s: Estimate
+    s_corrected: float = math.nan
+    s_noise_floor: float = math.nan
+    s_method: str = "exact"
 
 
 def _rates(
@@ -191,11 +236,13 @@ def response_curve(
     rates, r = _rates(ka, na, confidence)
     s = step_likeness(xa, r)
     if na is None:
-        return ResponseCurve(xa.tolist(), None, rates, Estimate.point(s))
-    ci = bootstrap_step_likeness(
-        xa, ka, na, n_boot=n_boot, confidence=confidence, seed=seed
+        floor = noise_floor(xa[np.isfinite(r)], None)  # no noise; only a short grid's corners
+        return ResponseCurve(xa.tolist(), None, rates, Estimate.point(s), s, floor)
+    si = step_likeness_interval(xa, ka, na, n_boot=n_boot, confidence=confidence, seed=seed)
+    return ResponseCurve(
+        xa.tolist(), [int(v) for v in na], rates, Estimate(s, si.low, si.high), si.corrected,
+        si.noise_floor, si.method,
     )  # fmt: skip
-    return ResponseCurve(xa.tolist(), [int(v) for v in na], rates, Estimate(s, *ci))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flipbench.curves import PositionCurves, WordBias
-from flipbench.distfit import CategoricalFit, CountHistogram, GaussianFit
+from flipbench.distfit import CategoricalFit, CountHistogram
 from flipbench.estimate import Estimate, strict_json
+from flipbench.gaussfit import GaussianFit
 
 __all__ = [
     "CategoricalMetrics",
@@ -48,9 +49,13 @@ class KindMetrics(_Model):
 
 
 class CurveMetrics(KindMetrics):
-    """A response curve r(x) of the first answer: its S (a coin flip)."""
+    """A response curve r(x) of the first answer: its S (a coin flip), with its noise floor
+    (the S a perfectly calibrated model is expected to score at this grid and n; 0 when
+    exact) and its noise-corrected value (S minus its bootstrap bias, floored at 0)."""
 
     S: Estimate
+    S_noise_floor: float | None = None
+    S_corrected: float | None = None
 
 
 class StatedCondition(_Model):
@@ -70,12 +75,16 @@ class ReasoningGap(_Model):
 
 
 class GameMetrics(CurveMetrics):
-    """A game: S, the benchmark's direction score (raw and d) and the reasoning gap; the
-    direction is None with fewer than two usable conditions, the gap without reply texts."""
+    """A game: S, the benchmark's direction score (raw and d), its trend variant (d_trend from
+    the sign of the least-squares slope of r on x, and that slope; not scored) and the
+    reasoning gap; the direction is None with fewer than two usable conditions, the gap
+    without reply texts."""
 
     direction_raw: Estimate | None = None
     direction_d: Estimate | None = None
     reasoning_execution: ReasoningGap | None = None
+    direction_trend: Estimate | None = None
+    trend_slope: Estimate | None = None
 
 
 class SequenceMetrics(KindMetrics):

@@ -7,14 +7,18 @@ p = 0.5 scores 1 and the fully inverted curve r = 1 - p scores 2. The algorithm 
 fixed on purpose (sort, constant extrapolation to p = 0 and p = 1, trapezoid over node
 values of |r - p|) because it reproduces the S values printed in the paper.
 
-Sampling noise is reported with Wilson intervals for single rates and a percentile
-bootstrap for S. Inputs are always fractions in [0, 1]; percentages are rejected rather
+Sampling noise is reported with Wilson intervals for single rates and, for S, with an
+interval whose coverage is measured by simulation (``step_likeness_interval``: a basic
+bootstrap widened by the bias S would have near calibration), beside the noise floor (the S
+a perfectly calibrated model is expected to score at the same grid and n) and a
+noise-corrected estimate. Inputs are always fractions in [0, 1]; percentages are rejected rather
 than guessed at, since a silent /100 would hide a unit bug elsewhere.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -22,19 +26,24 @@ import numpy.typing as npt
 from numpy.typing import ArrayLike
 
 from flipbench.bootstrap import (
+    bias_aware_interval,
     check_boot,
     check_confidence,
     generator,
     percentile_interval,
     redraw_binomial,
+    toward_target,
 )
 
 __all__ = [
+    "StepLikenessInterval",
     "bootstrap_step_likeness",
     "check_unit",
     "exact_rate_interval",
+    "noise_floor",
     "rate_summary",
     "step_likeness",
+    "step_likeness_interval",
     "trapezoid_area",
     "wilson_interval",
 ]
@@ -171,6 +180,21 @@ def exact_rate_interval(rate: float) -> tuple[float, float]:
     return (rate, rate)
 
 
+def _counts(
+    p: ArrayLike, k: ArrayLike, n: ArrayLike
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Validated (p, k, n) of the usable conditions (finite p, n > 0)."""
+    pa = _as_1d(p, "p")
+    ka, na = _as_1d(k, "k"), _as_1d(n, "n")
+    if not pa.shape == ka.shape == na.shape:
+        raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
+    check_unit(pa, "p")
+    if np.any((ka < 0) | (ka > na) | (ka != np.round(ka)) | (na != np.round(na))):
+        raise ValueError("k and n must be integers with 0 <= k <= n")
+    keep = np.isfinite(pa) & (na > 0)
+    return pa[keep], ka[keep], na[keep].astype(np.int64)
+
+
 def bootstrap_step_likeness(
     p: ArrayLike,
     k: ArrayLike,
@@ -184,21 +208,118 @@ def bootstrap_step_likeness(
 
     Resampling a condition's n answers with replacement is the same as drawing
     k* ~ Binomial(n, k/n), so replicates are drawn that way (``flipbench.bootstrap``),
-    all in one array.
+    all in one array. Near calibration this interval does not cover the true S (noise only
+    adds to |r − p|, and the replicates add it twice); ``step_likeness_interval`` gives the
+    interval `show` reports, whose first replicates are exactly these.
     """
-    pa = _as_1d(p, "p")
-    ka, na = _as_1d(k, "k"), _as_1d(n, "n")
-    if not pa.shape == ka.shape == na.shape:
-        raise ValueError(f"p, k, n differ in length: {pa.size}, {ka.size}, {na.size}")
-    check_unit(pa, "p")
     check_boot(n_boot, confidence)
     rng = generator(seed)
-    if np.any((ka < 0) | (ka > na) | (ka != np.round(ka)) | (na != np.round(na))):
-        raise ValueError("k and n must be integers with 0 <= k <= n")
-    keep = np.isfinite(pa) & (na > 0)
-    pa = pa[keep]
-    trials: npt.NDArray[np.int64] = na[keep].astype(np.int64)
+    pa, ka, trials = _counts(p, k, n)
     if pa.size < 2:
         return (math.nan, math.nan)
-    r_star = redraw_binomial(rng, trials, ka[keep] / trials, n_boot)
+    r_star = redraw_binomial(rng, trials, ka / trials, n_boot)
     return percentile_interval(step_likeness_rows(pa, r_star), confidence)
+
+
+@dataclass(frozen=True)
+class StepLikenessInterval:
+    """S of a sampled curve with everything that says how far noise moves it.
+
+    ``low``/``high``: the bias-aware basic bootstrap (``bootstrap.bias_aware_interval``), the
+    interval `show` reports; ``percentile``: the plain percentile interval of the same first
+    replicates (the one reported before; it misses the truth near calibration).
+    ``corrected``: S minus its bootstrap bias, floored at 0. ``noise_floor``: the S a perfectly
+    calibrated model (r = p) is expected to score at this grid and these n (``noise_floor``).
+    """
+
+    value: float
+    low: float
+    high: float
+    corrected: float
+    noise_floor: float
+    percentile: tuple[float, float]
+    method: str = "bias-aware basic bootstrap"
+
+
+def step_likeness_interval(
+    p: ArrayLike,
+    k: ArrayLike,
+    n: ArrayLike,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> StepLikenessInterval:
+    """S of k[i] of n[i] at p[i], its interval (coverage measured), corrected value and floor.
+
+    Two sets of n_boot binomial replicates: from the observed rates (the first set, the same
+    draws as ``bootstrap_step_likeness``), then from the rates nearest the diagonal that the
+    data allow (each p clipped into its rate's 95 % Wilson interval, ``toward_target``).
+    """
+    check_boot(n_boot, confidence)
+    rng = generator(seed)
+    pa, ka, trials = _counts(p, k, n)
+    if pa.size < 2:
+        return StepLikenessInterval(*(math.nan,) * 5, (math.nan, math.nan))
+    rates = ka / trials
+    point = step_likeness(pa, rates)
+    s_star = step_likeness_rows(pa, redraw_binomial(rng, trials, rates, n_boot))
+    two = np.stack((1.0 - rates, rates), axis=1)
+    near = toward_target(two, trials, np.stack((1.0 - pa, pa), axis=1))[:, 1]
+    near_star = step_likeness_rows(pa, redraw_binomial(rng, trials, near, n_boot))
+    lo, hi = bias_aware_interval(
+        point, s_star, (step_likeness(pa, near), near_star), confidence, (0.0, math.inf)
+    )
+    corrected = max(2.0 * point - float(s_star.mean()), 0.0)
+    return StepLikenessInterval(
+        point, lo, hi, corrected, noise_floor(pa, trials), percentile_interval(s_star, confidence)
+    )
+
+
+def _nodes(p: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp], FloatArray]:
+    """S's trapezoid as a weighted sum over nodes: (node x, the condition each node reads its
+    rate from, node weight), the flat extensions to 0 and 1 included, so that
+    S = Σ weight · |r[condition] − x|."""
+    order = np.argsort(p, kind="stable")
+    xs, idx = p[order], order
+    if xs[0] > 0.0:
+        xs, idx = np.concatenate(([0.0], xs)), np.concatenate((order[:1], idx))
+    if xs[-1] < 1.0:
+        xs, idx = np.concatenate((xs, [1.0])), np.concatenate((idx, order[-1:]))
+    seg = np.diff(xs)
+    weight = np.zeros(xs.size)
+    weight[:-1] += 2.0 * seg  # 4 · seg / 2 to each end of a segment
+    weight[1:] += 2.0 * seg
+    return xs, idx, weight
+
+
+def noise_floor(p: ArrayLike, n: ArrayLike | None) -> float:
+    """The expected S of a perfectly calibrated model (r = p) sampled n[i] times at p[i].
+
+    Exact: S is a weighted sum of |r̂ − x| over its nodes, so E[S] is the same sum of
+    E|k/n − x| with k ~ Binomial(n, p), summed over k. Sampling noise alone makes it about
+    √(π / 2n) on a fine grid (0.12 at n = 100). A grid that stops short of 0 or 1 adds the
+    corner area of the flat extension even for r = p (S(p, p)); exact rates (n None) have only
+    that, no noise: 0 on a grid from 0 to 1. Conditions with n = 0 are left out, as in S; NaN
+    with fewer than 2 usable.
+    """
+    from scipy.stats import binom  # only here: scipy is slow to import
+
+    pa = _as_1d(p, "p")
+    check_unit(pa, "p")
+    na = np.full(pa.shape, 1.0) if n is None else _as_1d(n, "n")
+    if na.shape != pa.shape or np.any((na < 0) | (na != np.round(na))):
+        raise ValueError("n must hold one count >= 0 per p")
+    keep = np.isfinite(pa) & (na > 0)
+    pa, na = pa[keep], na[keep]
+    if pa.size < 2:
+        return math.nan
+    if n is None:
+        return step_likeness(pa, pa)
+    xs, idx, weight = _nodes(pa)
+    total = 0.0
+    for x, i, w in zip(xs, idx, weight, strict=True):
+        trials = int(na[i])
+        grid = np.arange(trials + 1)
+        total += w * float(binom.pmf(grid, trials, pa[i]) @ np.abs(grid / trials - x))
+    return float(total)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flipbench.analysis import ConditionData
-from flipbench.estimate import strict_json
+from flipbench.estimate import Estimate, strict_json
 from flipbench.kinds import analyse
 from flipbench.metric_models import KindMetrics
 from flipbench.metrics import exact_rate_interval, rate_summary
@@ -32,6 +32,9 @@ class ConditionResult:
     coverage: float | None = None
     invalid: dict[str, int] = field(default_factory=dict)
     value: str = ""  # the grid value as the prompt printed it
+    # Exact mode from a truncated top-k list that hid an answer (or a first token that several
+    # answers share): the rate is unknown (NaN) and lies in [ci_low, ci_high].
+    censored: bool = False
 
     @property
     def invalid_share(self) -> float:
@@ -61,10 +64,20 @@ class RunResults:
     # counted for them; not in cost_usd.
     lost_calls: int = 0
     lost_cost_usd: float = 0.0
+    # Beside S: the S a perfectly calibrated model is expected to score at this grid and n
+    # (0 when exact), S minus its bootstrap bias, and how the interval s_ci was made.
+    s_noise_floor: float = math.nan
+    s_corrected: float = math.nan
+    s_interval_method: str = ""
 
     @property
     def n_requests(self) -> int:
         return sum(c.n_total for c in self.conditions)
+
+    @property
+    def n_censored(self) -> int:
+        """Conditions whose exact rate is only bounded (see `ConditionResult.censored`)."""
+        return sum(c.censored for c in self.conditions)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view: run identity, settings, per-condition rows and S."""
@@ -86,6 +99,10 @@ class RunResults:
                 "versions": self.run.versions,
                 "conditions": rows,
                 "S": {"value": self.s, "low": self.s_ci[0], "high": self.s_ci[1]},
+                "S_noise_floor": self.s_noise_floor,
+                "S_corrected": self.s_corrected,
+                "S_interval_method": self.s_interval_method or None,
+                "censored_conditions": self.n_censored,
                 "cost_usd": self.cost_usd,
                 "cost_unusable": self.cost_unusable,
                 "cost_uncounted": self.cost_uncounted,
@@ -167,6 +184,46 @@ def _probs(probs_json: Any) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in probs.items()}
 
 
+def _censored_bounds(meta_json: Any, first: str) -> tuple[float, float] | None:
+    """[low, high] of the first answer's rate of a censored exact row (`meta.censored`, written
+    by the runner); None when the row is not censored. Unreadable bounds are [0, 1]."""
+    if not isinstance(meta_json, str) or '"censored"' not in meta_json:
+        return None
+    try:
+        meta = json.loads(meta_json)
+    except (ValueError, RecursionError):
+        return None
+    censored = meta.get("censored") if isinstance(meta, dict) else None
+    if not isinstance(censored, dict):
+        return None
+    bounds = censored.get("bounds")
+    pair = bounds.get(first) if isinstance(bounds, dict) else None
+    if (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+        and 0 <= pair[0] <= pair[1] <= 1
+    ):
+        return float(pair[0]), float(pair[1])
+    return 0.0, 1.0
+
+
+def _censored_line(censored: int, total: int) -> str:
+    return (
+        f"censored (*): {censored} of {total} conditions — an answer was below the top"
+        " log-probabilities the API returns, or several answers share a first token — so their"
+        " rates are bounds [ci_low, ci_high], not points; S is not computed, and the kind's"
+        " other metrics leave them out"
+    )
+
+
+def _without_s(metrics: KindMetrics) -> KindMetrics:
+    """The kind's metrics with its S (if it has one) set to NaN: S needs every rate."""
+    if isinstance(getattr(metrics, "S", None), Estimate):
+        return metrics.model_copy(update={"S": Estimate.point(math.nan)})
+    return metrics
+
+
 def compute_results(journal: Journal, run_id: str) -> RunResults:
     """Read a run back from the journal and compute its rates, intervals and every metric."""
     run = journal.get_run(run_id)
@@ -177,6 +234,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     totals: Counter[str] = Counter()
     invalid: dict[str, Counter[str]] = {}
     coverage: dict[str, float | None] = {}
+    censored: dict[str, tuple[float, float]] = {}  # exact rows whose rates are only bounded
     costs = CostTotal()
     for row in journal.samples(run_id):
         key = row["condition"]
@@ -185,8 +243,12 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         if key not in data:
             continue
         probs = _probs(row["probs_json"]) if exact and row["valid"] else None
+        bounds = _censored_bounds(row["meta_json"], data[key].condition.first) if exact else None
         answer = row["answer"]
-        if not row["valid"] or (probs is None if exact else not isinstance(answer, str)):
+        if row["valid"] and bounds is not None:  # kept out of the kind's metrics
+            censored[key] = bounds
+            coverage[key] = row["coverage"]
+        elif not row["valid"] or (probs is None if exact else not isinstance(answer, str)):
             # Invalid, or marked valid without a readable answer (a journal written elsewhere).
             category = row["invalid_category"]
             invalid.setdefault(key, Counter())[str(category or "unknown")] += 1
@@ -202,9 +264,12 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     rows = []
     for i, cond in enumerate(conditions):
         d = data[cond.key]
-        n_valid = (1 if d.probs is not None else 0) if exact else len(d.answers)
+        read = d.probs is not None or cond.key in censored
+        n_valid = (1 if read else 0) if exact else len(d.answers)
         k = 0
-        if analysis.rates is not None:  # the kind's own rate (sequences: Mean(r))
+        if exact and cond.key in censored:
+            rate, (low, high) = math.nan, censored[cond.key]
+        elif analysis.rates is not None:  # the kind's own rate (sequences: Mean(r))
             rate, low, high = analysis.rates[i] if i < len(analysis.rates) else (math.nan,) * 3
         elif exact:
             rate = d.probs.get(cond.first, math.nan) if d.probs is not None else math.nan
@@ -217,11 +282,19 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         result = ConditionResult(
             cond.key, cond.x, rate, low, high, n_valid, totals[cond.key], k,
             coverage.get(cond.key), dict(invalid.get(cond.key, {})), cond.value,
+            cond.key in censored,
         )  # fmt: skip
         rows.append(result)
+    s, s_ci, metrics, lines = analysis.s, analysis.s_ci, analysis.metrics, analysis.lines
+    if censored:  # S needs every rate as a point: not computed, and said why
+        s, s_ci, metrics = math.nan, (math.nan, math.nan), _without_s(metrics)
+        lines = [*lines, _censored_line(len(censored), len(conditions))]
     return RunResults(
-        run, experiment, rows, analysis.s, analysis.s_ci,
-        costs.total, analysis.metrics, analysis.lines,
+        run, experiment, rows, s, s_ci,
+        costs.total, metrics, lines,
         [(c, data[c.key].answers, data[c.key].probs) for c in conditions], costs.unusable,
         costs.uncounted, *journal.lost_calls(run_id),
+        s_noise_floor=analysis.s_noise_floor if math.isfinite(s) else math.nan,
+        s_corrected=analysis.s_corrected if math.isfinite(s) else math.nan,
+        s_interval_method=analysis.s_method if math.isfinite(s) else "",
     )  # fmt: skip

@@ -270,10 +270,16 @@ class Runner:
         if reply.answer_logprobs is None:
             record.invalid_category = str(InvalidCategory.UNPARSEABLE)
             return record
-        dist = exact_distribution(reply.answer_logprobs, self.experiment.temperature)
+        temperature = self.experiment.temperature
+        dist = exact_distribution(reply.answer_logprobs, temperature)
         record.coverage = dist.coverage
-        record.meta.update(raw_probs=dist.raw, temperature=self.experiment.temperature)
-        if dist.coverage > 0:
+        record.meta.update(raw_probs=dist.raw, temperature=temperature)
+        censoring = reply.censoring  # a top-k list hid answers: bounds, not a point
+        censored = censoring.report(dist.renormalised, temperature) if censoring else None
+        if censored is not None:
+            record.meta["censored"] = censored
+            record.valid = True  # a reading (its rate lies within the bounds); probs stay NULL
+        elif dist.coverage > 0:
             record.probs = dist.renormalised
             record.valid = True
         else:  # no answer token has any probability: nothing to renormalise

@@ -122,7 +122,8 @@ class Readings:
     def as_dict(self) -> dict[str, float | str]:
         band = self.direction_dead_band
         rule = "strict-sign" if band == 0 else f"sign with dead band {band:g}"
-        return {**asdict(self), "direction": f"{rule} (raw+1)/2"}
+        variant = "(1 + sign of the least-squares slope of r on x)/2, not scored"
+        return {**asdict(self), "direction": f"{rule} (raw+1)/2", "direction_trend": variant}
 
 
 def _json(value: object) -> JSONValue:
@@ -164,13 +165,20 @@ class BenchmarkScore:
 
 @dataclass(frozen=True)
 class BenchmarkIntervals:
-    """Percentile bootstrap intervals (low, high) for every part and for "total"."""
+    """Intervals (low, high) for every part and for "total": ``intervals`` the bias-aware ones
+    (``bootstrap.bias_aware_interval``, coverage measured in tests/test_coverage.py),
+    ``percentile`` the plain percentile intervals of the same replicates (they miss calibrated
+    models), ``corrected`` each score minus its bootstrap bias."""
 
     intervals: dict[str, tuple[float, float]]
     n_boot: int
     confidence: float
     seed: int
+    percentile: dict[str, tuple[float, float]] = field(default_factory=dict)
+    corrected: dict[str, float] = field(default_factory=dict)
+    method: str = "bias-aware"
 
     def to_dict(self) -> dict[str, JSONValue]:
         out = dict(n_boot=self.n_boot, confidence=self.confidence, seed=self.seed)
-        return {"intervals": _json(self.intervals), **out}
+        extra = dict(percentile=_json(self.percentile), corrected=_json(self.corrected))
+        return {"intervals": _json(self.intervals), **out, **extra, "method": self.method}

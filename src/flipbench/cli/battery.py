@@ -81,24 +81,37 @@ def _interval(estimate: ScoreEstimate, undefined: str = "") -> str:
     return undefined if lo is None or hi is None else f"[{lo:.1f}, {hi:.1f}]"
 
 
+def _floor(estimate: ScoreEstimate) -> str:
+    """The noise floor: what a perfectly calibrated model is expected to score here."""
+    return benchmark.format_score(estimate.noise_floor)
+
+
 def print_summary(summary: BenchmarkSummary) -> None:
     table = Table(title=plain(f"{summary.bench_id}  {summary.model}"))
-    for name in ("part", "score", "95% CI", "sub-metrics"):
+    for name in ("part", "score", "95% CI", "noise floor", "sub-metrics"):
         table.add_column(name, justify="left" if name in ("part", "sub-metrics") else "right")
     for part, body in summary.parts.by_name().items():
         score = benchmark.format_score(body.score)
         table.add_row(
             plain(PART_TITLES.get(part, part)), plain(f"{score} / 20"), plain(_interval(body)),
-            plain(_headline(body.metrics)),
+            plain(_floor(body)), plain(_headline(body.metrics)),
         )  # fmt: skip
     total = summary.total
     table.add_row(
         Text("total", style="bold"),
         Text.assemble((benchmark.format_score(total.score), "bold"), " / 100"),
         plain(_interval(total, benchmark.format_score(None))),
+        plain(_floor(total)),
         plain("" if summary.complete else "incomplete: some runs are not complete"),
     )  # fmt: skip
     out.print(table)
+    out.print(plain(NOISE_FLOOR_NOTE))
+
+
+NOISE_FLOOR_NOTE = (
+    "noise floor: what a perfectly calibrated model is expected to score with these grids and"
+    " numbers of answers (sampling noise alone lowers a sampled score; docs/benchmark.md)"
+)
 
 
 @app.command()
@@ -109,6 +122,15 @@ def bench(
         str, typer.Option(help="auto (exact where possible) | exact | sample")
     ] = "auto",
     n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
+    game_n: Annotated[
+        int | None, typer.Option("--game-n", help="valid samples per game condition (default: --n)")
+    ] = None,
+    game_max_tokens: Annotated[
+        int | None, typer.Option(help="max_tokens of a game reply (default: the game's, 4096)")
+    ] = None,
+    max_attempts_factor: Annotated[
+        float, typer.Option(help="attempts per condition, as a multiple of N, before giving up")
+    ] = 5.0,
     resume: Annotated[str | None, typer.Option("--resume", help="continue benchmark ID")] = None,
     max_cost: Annotated[float | None, typer.Option(help="USD cap for each run")] = None,
     max_concurrency: Annotated[int | None, typer.Option()] = None,
@@ -125,12 +147,14 @@ def bench(
         base = RunConfig(  # validates every bound (n too) before anything runs
             n=n, max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
             model_options=parse_model_options(model_option or []),
+            max_attempts_factor=max_attempts_factor,
         )  # fmt: skip
+        RunConfig(n=game_n, max_tokens=game_max_tokens)  # the same bounds for the game options
         if resume is not None:
             model = benchmark.runs_of(db, resume)[0].model
         outcome = benchmark.run_benchmark(
             model, db, bench_id=resume, mode=mode, n=n, base=base, json_path=json_path,
-            progress=progress, notify=note,
+            progress=progress, notify=note, game_n=game_n, game_max_tokens=game_max_tokens,
         )  # fmt: skip
     print_summary(outcome.summary)
     out.print(plain(f"summary: {outcome.path}"))
@@ -153,6 +177,7 @@ def leaderboard_cmd(
         "model",
         "total",
         "95% CI",
+        "noise floor",
         "Exp1",
         "Exp2",
         "Exp3",
@@ -164,7 +189,8 @@ def leaderboard_cmd(
     for rank, r in enumerate(rows, 1):
         parts = [benchmark.format_score(p.score) for p in r.parts.by_name().values()]
         total = benchmark.format_score(r.total.score) + ("" if r.complete else " *")
-        lines.append([str(rank), r.model, total, _interval(r.total), *parts, r.bench_id])
+        floor = _floor(r.total)
+        lines.append([str(rank), r.model, total, _interval(r.total), floor, *parts, r.bench_id])
     if fmt == "csv":  # text cells cannot start a spreadsheet formula
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -178,7 +204,9 @@ def leaderboard_cmd(
         for line in lines:
             print("| " + " | ".join(_markdown_cell(cell) for cell in line) + " |")
         return
-    table = Table(title="flipbench leaderboard (100-point benchmark; * = incomplete)")
+    title = "flipbench leaderboard (100-point benchmark; * = incomplete; noise floor = what a"
+    title += " perfectly calibrated model scores at the same grids and n)"
+    table = Table(title=title)
     for name in header:
         table.add_column(name, justify="left" if name in ("model", "bench id") else "right")
     for line in lines:

@@ -21,6 +21,17 @@ def number_text(x: float | None, digits: int = 3) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def bounds_text(low: float, high: float) -> str:
+    """A censored rate (only bounded): `≤0.032`, `≥0.968`, `0.400–0.600` or `0–1`, marked `*`."""
+    if low <= 0 and high >= 1:
+        return "0–1*"
+    if low <= 0:
+        return f"≤{high:.3f}*"
+    if high >= 1:
+        return f"≥{low:.3f}*"
+    return f"{low:.3f}–{high:.3f}*"
+
+
 def _rows(results: RunResults) -> list[dict[str, Any]]:
     exact = results.run.mode == "exact"
     rows = []
@@ -37,6 +48,7 @@ def _rows(results: RunResults) -> list[dict[str, Any]]:
         }
         if exact:
             row["coverage"] = c.coverage
+            row["censored"] = c.censored
         rows.append(row)
     return rows
 
@@ -49,7 +61,7 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     rows = _rows(results)
     lo, hi = results.s_ci
     if fmt == "csv":
-        fields = [*CSV_FIELDS, *(["coverage"] if results.run.mode == "exact" else [])]
+        fields = [*CSV_FIELDS, *(["coverage", "censored"] if results.run.mode == "exact" else [])]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
@@ -75,7 +87,8 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     for c, row in zip(results.conditions, rows, strict=True):
         invalid = ", ".join(f"{k} {v}" for k, v in sorted(c.invalid.items())) or "0"
         name = c.value if label == "p %" else c.condition
-        cells = [name, number_text(c.rate), number_text(c.ci_low), number_text(c.ci_high),
+        rate_cell = bounds_text(c.ci_low, c.ci_high) if c.censored else number_text(c.rate)
+        cells = [name, rate_cell, number_text(c.ci_low), number_text(c.ci_high),
                  str(c.n_valid), str(c.n_total), invalid]  # fmt: skip
         if "coverage" in row:
             cells.append(number_text(c.coverage, 4))
@@ -83,7 +96,7 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     out.print(table)
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
     if not math.isnan(results.s):
-        out.print(f"S = {number_text(results.s)}{interval}")
+        out.print(f"S = {number_text(results.s)}{interval}{_noise_text(results)}")
     for line in results.lines:
         out.print(plain(line))
     cost = cost_line(results)
@@ -91,6 +104,19 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         out.print(cost)
     if run.message:
         out.print(plain(f"note: {run.message}"))
+
+
+def _noise_text(results: RunResults) -> str:
+    """What noise alone gives S here: the noise floor, and S corrected for its bias."""
+    floor, corrected = results.s_noise_floor, results.s_corrected
+    if math.isnan(floor):
+        return ""
+    if results.run.mode == "exact":
+        return f"  (exact: no sampling noise; noise floor at this grid: {floor:.3f})"
+    text = f"  (noise floor at this N and grid: {floor:.3f}"
+    if not math.isnan(corrected):
+        text += f"; noise-corrected S = {corrected:.3f}"
+    return text + ")"
 
 
 CSV_FIELDS = ["condition", "p", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid_share"]

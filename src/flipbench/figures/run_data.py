@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from flipbench.distfit import GaussianFit
 from flipbench.estimate import Estimate
 from flipbench.figures.common import FloatArray
 from flipbench.figures.panels import (
@@ -25,6 +24,7 @@ from flipbench.figures.panels import (
     TernaryRates,
     WordPair,
 )
+from flipbench.gaussfit import GaussianFit
 from flipbench.metric_models import GaussianMetrics, SequenceMetrics, TernaryMetrics, WordMetrics
 
 if TYPE_CHECKING:

@@ -103,7 +103,10 @@ class CategoricalKind(ExperimentKind):
         )
         if curve is None:
             return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
-        return Analysis(curve.s, curve.s_ci, metrics, lines)
+        return Analysis(
+            curve.s, curve.s_ci, metrics, lines, None, curve.s_noise_floor, curve.s_corrected,
+            curve.s_method,
+        )  # fmt: skip
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
         from flipbench.figures.figure import response_curve, run_title

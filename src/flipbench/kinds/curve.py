@@ -54,7 +54,11 @@ def curve_analysis(data: Sequence[ConditionData]) -> Analysis | None:
         None if exact else [int(ns[i] or 0) for i in usable],
     )
     s = curve.s
-    return Analysis(s.value, (s.low, s.high), CurveMetrics(S=s), [])
+    metrics = CurveMetrics(S=s, S_noise_floor=curve.s_noise_floor, S_corrected=curve.s_corrected)
+    return Analysis(
+        s.value, (s.low, s.high), metrics, [], None, curve.s_noise_floor, curve.s_corrected,
+        curve.s_method,
+    )  # fmt: skip
 
 
 def _no_curve(metrics: type[CurveMetrics] = CurveMetrics) -> Analysis:
@@ -82,11 +86,13 @@ class GameKind(ExperimentKind):
         name = GAME_PARTS[experiment.name]
         game = benchmark_intervals(
             lambda c: BenchmarkParts(exp4={name: c}), cells(data), ("exp4", name),
-            ("direction_raw", "d"),
+            ("direction_raw", "d", "d_trend", "slope"),
         )  # fmt: skip
         lines = [
             f"direction score d = {estimate_text(game['d'])}"
-            f" (raw {estimate_text(game['direction_raw'])})"
+            f" (raw {estimate_text(game['direction_raw'])}); trend variant"
+            f" d_trend = {estimate_text(game['d_trend'])}"
+            f" (least-squares slope of r on x {estimate_text(game['slope'])}; not scored)"
         ]
         gap = reasoning_execution(data)
         if gap is not None:
@@ -96,10 +102,15 @@ class GameKind(ExperimentKind):
                 " would give ≈ 0)"
             )
         metrics = GameMetrics(
-            S=estimate(result.s, result.s_ci), direction_raw=game["direction_raw"],
-            direction_d=game["d"], reasoning_execution=gap,
+            S=estimate(result.s, result.s_ci), S_noise_floor=result.s_noise_floor,
+            S_corrected=result.s_corrected, direction_raw=game["direction_raw"],
+            direction_d=game["d"], reasoning_execution=gap, direction_trend=game["d_trend"],
+            trend_slope=game["slope"],
         )  # fmt: skip
-        return Analysis(result.s, result.s_ci, metrics, lines)
+        return Analysis(
+            result.s, result.s_ci, metrics, lines, None, result.s_noise_floor,
+            result.s_corrected, result.s_method,
+        )  # fmt: skip
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
         from flipbench.figures.figure import response_curve as draw_curve

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flipbench.analysis import Analysis, ConditionData, number_text
-from flipbench.distfit import GaussianFit, gaussian_fit
+from flipbench.gaussfit import GaussianFit, gaussian_fit
 from flipbench.kinds.base import ExperimentKind
 from flipbench.metric_models import GaussianMetrics, NoNumbers
 from flipbench.tasks.definition import ResolvedExperiment

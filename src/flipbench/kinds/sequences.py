@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from flipbench.figures.panels import CountSample
     from flipbench.results import RunResults
 
+#: Replies are resampled whole, and the nearest-calibrated curve carries their noise along
+#: (curves.position_curves; docs/experiments.md).
+SEQUENCE_S_METHOD = "bias-aware basic bootstrap over replies"
 MEAN_LABEL = 'Mean(r): share of "1" over all D positions'
 
 
@@ -49,7 +52,10 @@ class SequenceKind(ExperimentKind):
         rates = [
             (e.value, e.low, e.high) for e in curves.mean_rate
         ]  # the table shows Mean(r) per condition
-        return Analysis(s_mean.value, (s_mean.low, s_mean.high), metrics, lines, rates)
+        return Analysis(
+            s_mean.value, (s_mean.low, s_mean.high), metrics, lines, rates,
+            curves.s_mean_noise_floor, curves.s_mean_corrected, SEQUENCE_S_METHOD,
+        )  # fmt: skip
 
     def rate_label(self, experiment: ResolvedExperiment) -> str:
         return "Mean(r)"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flipbench.errors import FlipbenchError
+from flipbench.providers.censoring import Censoring
 
 if TYPE_CHECKING:
     from flipbench.config import RunConfig
@@ -53,6 +54,8 @@ class Reply:
     answer_logprobs: dict[str, list[float]] | None = None
     # Set by a backend when a reply that arrived is still not a sample (e.g. a cache hit).
     invalid_category: str | None = None
+    # Exact mode from a truncated top-k list: what it left unknown (the rates are then bounds).
+    censoring: Censoring | None = None
 
 
 @dataclass(frozen=True)

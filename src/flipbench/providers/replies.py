@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 
 from flipbench.parse import NO_LOGPROBS
 from flipbench.providers.base import Reply
+from flipbench.providers.censoring import Censoring, SharedToken
 from flipbench.providers.failures import Failure, classify
 from flipbench.safety import clean_json, mask_secrets, secret_values, storable
 
@@ -328,7 +329,42 @@ def read_exact(reply: Reply, answers: Sequence[str], top: int) -> Reply:
     reply.meta["top_logprobs"] = top
     if missing:
         reply.meta["answers_below_top_logprobs"] = sorted(missing)
+    censoring = top_censoring(reply.response, answers, top)
+    if censoring is not None and censoring.censored:
+        reply.censoring = censoring
     return reply
+
+
+def top_censoring(data: Any, answers: Sequence[str], top: int) -> Censoring | None:
+    """What a top-`top` candidate list leaves unknown about the answers (`censoring`): the
+    answers no candidate begins, and the candidates that may begin several answers (equal to
+    one, case-insensitively, or a prefix of it as `answer_logprobs` reads prefixes). None when
+    no candidate has a usable log-probability (nothing was listed)."""
+    listed = [(str(t).strip(), float(lp)) for t, lp in first_candidates(data) if _is_logprob(lp)]
+    if not listed:
+        return None
+    folded = {a: a.casefold() for a in answers}
+    unique: dict[str, list[float]] = {a: [] for a in answers}
+    shared: list[SharedToken] = []
+    for text, logprob in listed:
+        begins = [a for a, f in folded.items() if _may_begin(text.casefold(), f)]
+        if len(begins) == 1:
+            unique[begins[0]].append(logprob)
+        elif begins:
+            shared.append(SharedToken(text, logprob, tuple(begins)))
+    covered = {a for s in shared for a in s.answers}
+    missing = tuple(a for a in answers if not unique[a] and a not in covered)
+    return Censoring(
+        {a: tuple(lps) for a, lps in unique.items()}, tuple(shared), missing,
+        min(lp for _, lp in listed), top, len(listed),
+    )  # fmt: skip
+
+
+def _may_begin(key: str, answer: str) -> bool:
+    """Whether a candidate (stripped, case-folded) may be the first token of `answer`."""
+    if key == answer:
+        return True
+    return (len(key) >= 2 or key.isdigit()) and answer.startswith(key)
 
 
 def flag_cache_hit(reply: Reply) -> None:

@@ -28,6 +28,8 @@ from flipbench.testing.fault_config import (
     FaultConfig,
     check_config,
     fault_probabilities,
+    omitted_from_top,
+    top_extra_candidates,
 )
 from flipbench.testing.hostile import (
     COST_KEY,
@@ -44,6 +46,7 @@ from flipbench.testing.hostile import (
 from flipbench.testing.openrouter_wire import (
     ECHO_RE,
     SERVER_ERROR_MESSAGES,
+    TopList,
     error_response,
     json_response,
     logprobs_json,
@@ -62,6 +65,10 @@ class FaultServer:
     ) -> None:
         check_config(config)
         self._shapes = hostile_shapes(config.hostile)
+        self._top_list = TopList(
+            omitted_from_top(config), tuple(top_extra_candidates(config)), config.top_k_cap,
+            config.top_filler_p,
+        )  # fmt: skip
         self._shape_index = 0
         self.config = config
         self.port = port
@@ -310,7 +317,8 @@ class FaultServer:
             "message": {"role": "assistant", "content": answer, "reasoning": reasoning},
         }
         if body.get("logprobs") is True and cfg.logprobs:
-            choice["logprobs"] = logprobs_json(answer, p1, body.get("top_logprobs"))
+            top = body.get("top_logprobs")
+            choice["logprobs"] = logprobs_json(answer, p1, top, self._top_list)
         reply.update(choices=[choice], usage=usage)
         if shape is None:
             return costed(json_response(reply, headers=headers), usage["cost"])

@@ -77,6 +77,34 @@ class FaultConfig:
     hostile: str | None = None  # a HOSTILE_SHAPES name, "all", or a comma-separated list
     huge_bytes: int = 10_000_000  # filler after the answer in the "huge" shape
     echo_secrets: bool = False  # error replies echo the Authorization header and all headers
+    # The top_logprobs lists of exact mode, as a provider that shows only its top k: answer
+    # tokens left out of every list ("0", or "0,1"), extra candidates in every list
+    # ("3=0.5,Sure=0.2": a token several answers share, a non-answer), at most `top_k_cap`
+    # candidates (0: as many as requested; 1: all but the most probable one left out), and as
+    # many non-answer filler tokens of probability `top_filler_p` (0: none) as were requested,
+    # so that an answer less probable than that falls out of the list. With any of these set a
+    # list is ordered by probability, as real ones are, and cut to the requested count.
+    omit_from_top: str = ""
+    top_extra: str = ""
+    top_k_cap: int = 0
+    top_filler_p: float = 0.0
+
+
+def top_extra_candidates(config: FaultConfig) -> list[tuple[str, float]]:
+    """`top_extra` as (token, probability) pairs (ValueError when it cannot be read)."""
+    pairs = []
+    for item in filter(None, (i.strip() for i in config.top_extra.split(","))):
+        token, sep, prob = item.rpartition("=")
+        p = float(prob)
+        if not sep or not token or not 0.0 <= p <= 1.0:
+            raise ValueError(f"top_extra entries are token=probability in [0, 1], got {item!r}")
+        pairs.append((token, p))
+    return pairs
+
+
+def omitted_from_top(config: FaultConfig) -> frozenset[str]:
+    """The tokens `omit_from_top` leaves out of every top_logprobs list."""
+    return frozenset(filter(None, (t.strip() for t in config.omit_from_top.split(","))))
 
 
 def fault_probabilities(config: FaultConfig) -> list[float]:
@@ -95,3 +123,6 @@ def check_config(config: FaultConfig) -> None:
         raise ValueError("server_error_status must be a 5xx status")
     if config.huge_bytes < 0:
         raise ValueError("huge_bytes must be >= 0")
+    if config.top_k_cap < 0 or not 0.0 <= config.top_filler_p <= 1.0:
+        raise ValueError("top_k_cap must be >= 0 and top_filler_p in [0, 1]")
+    top_extra_candidates(config)

@@ -10,7 +10,9 @@ It can also play a hostile server: ``hostile`` replaces every otherwise-successf
 of ``HOSTILE_SHAPES`` (malformed shapes, absurd costs, injection payloads, huge or deep bodies),
 and ``echo_secrets`` makes every error reply echo the caller's Authorization header and request
 headers in its body and response headers. ``billed_usd`` sums the cost of every reply sent, so a
-client's journal can be checked against what it was charged.
+client's journal can be checked against what it was charged. ``omit_from_top``, ``top_extra``,
+``top_k_cap`` and ``top_filler_p`` script what exact mode's ``top_logprobs`` lists show (an
+answer below the top k, a first token two answers share).
 
 Use it in-process (``await FaultServer(cfg).start()`` or ``running_in_thread(cfg)``) or as a
 separate process: ``python -m flipbench.testing.fault_server --port 0 --latency-s 0.05``.

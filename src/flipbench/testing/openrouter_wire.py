@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -74,14 +75,37 @@ def usage_json(
     }
 
 
-def logprobs_json(answer: str, p1: float, top: Any) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class TopList:
+    """How a top_logprobs list is cut (`FaultConfig`'s omit_from_top, top_extra, top_k_cap and
+    top_filler_p); the default shows "1" then "0", cut to the requested count."""
+
+    omit: frozenset[str] = frozenset()
+    extra: tuple[tuple[str, float], ...] = ()
+    cap: int = 0
+    filler_p: float = 0.0
+
+    def candidates(self, p1: float, requested: int) -> list[tuple[str, float]]:
+        listed = [("1", p1), ("0", 1.0 - p1), *self.extra]
+        if self == TopList():
+            return listed[:requested]
+        listed = [c for c in listed if c[0] not in self.omit]
+        if self.filler_p > 0:  # a full list of them: an answer less probable falls out
+            listed += [(f"<filler{i}>", self.filler_p) for i in range(requested)]
+        listed.sort(key=lambda c: -c[1])  # stable: answers before fillers of equal probability
+        return listed[: min(requested, self.cap) if self.cap else requested]
+
+
+def logprobs_json(
+    answer: str, p1: float, top: Any, top_list: TopList | None = None
+) -> dict[str, Any] | None:
     """Exact log-probabilities of "1"/"0"; null for an empty reply, as providers do."""
     if not answer:
         return None
     n = top if isinstance(top, int) and top > 0 else 0
     alternatives = [
-        {"token": "1", "logprob": _logprob(p1)},
-        {"token": "0", "logprob": _logprob(1.0 - p1)},
+        {"token": token, "logprob": _logprob(p)}
+        for token, p in (top_list or TopList()).candidates(p1, n)
     ]
     lp = _logprob(p1 if answer == "1" else 1.0 - p1)
-    return {"content": [{"token": answer, "logprob": lp, "top_logprobs": alternatives[:n]}]}
+    return {"content": [{"token": answer, "logprob": lp, "top_logprobs": alternatives}]}

@@ -1,0 +1,204 @@
+"""Do the intervals cover? Coverage of S's interval and of the benchmark's, by simulation.
+
+A model with known rates is sampled many times (seeded, N = 100 answers per condition); each
+sample gets its interval exactly as `show` and `bench` compute it, and the share of intervals
+that contain the true value is the measured coverage (nominal 0.95; each test prints it, see
+`pytest -s`, and names it in its assertion). The plain percentile interval is measured beside
+it: near calibration it misses (docs/experiments.md, "Intervals", has the full table). Fewer
+replicates than the defaults keep these tests fast; they do not change the method.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from test_scoring import BIO, BUS, GRID, MP, PAIRS, QGRID, perfect
+
+from flipbench.curves import position_curves
+from flipbench.metrics import noise_floor, step_likeness, step_likeness_interval
+from flipbench.scoring import (
+    GAMES,
+    BenchmarkParts,
+    Cell,
+    WordCell,
+    bootstrap_benchmark,
+    noise_floor_benchmark,
+    score_benchmark,
+)
+
+P = np.array(GRID)
+N = 100
+NOMINAL, REQUIRED = 0.95, 0.93
+
+
+def logistic(k: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: 1.0 / (1.0 + np.exp(-k * (np.asarray(x) - 0.5)))
+
+
+# True curves r(p) on the 21-point grid: logistic steps of three steepnesses (S = 0.38, 0.66,
+# 0.85; each crosses the diagonal at p = 0.5 and near 0 and 1), a two-level step that crosses
+# it at three grid points (0.25, 0.5, 0.75, where noise biases |r − p| most), and r = p.
+CURVES = {
+    "logistic S=0.38": (logistic(8.7563)(P), 0.38),
+    "logistic S=0.66": (logistic(16.636)(P), 0.66),
+    "logistic S=0.85": (logistic(42.15)(P), 0.85),
+    "step crossing the diagonal": (np.where(P < 0.5, 0.25, np.where(P > 0.5, 0.75, 0.5)), 0.45),
+    "calibrated r = p": (P.copy(), 0.0),
+}
+
+
+def _covered(low: float, high: float, truth: float) -> bool:
+    return low - 1e-9 <= truth <= high + 1e-9
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_the_interval_of_s_covers(name: str) -> None:
+    rates, nominal_s = CURVES[name]
+    truth = step_likeness(P, rates)
+    assert truth == pytest.approx(nominal_s, abs=5e-4)
+    rng = np.random.default_rng(20251)
+    sims = rng.binomial(N, rates, size=(300, P.size))
+    n = np.full(P.size, N)
+    found = [step_likeness_interval(P, k, n, n_boot=500, seed=i) for i, k in enumerate(sims)]
+    coverage = np.mean([_covered(f.low, f.high, truth) for f in found])
+    percentile = np.mean([_covered(*f.percentile, truth) for f in found])
+    width = np.mean([f.high - f.low for f in found])
+    message = (
+        f"S = {truth:.3f} ({name}), N = {N}, {len(found)} runs: coverage {coverage:.3f}"
+        f" (width {width:.3f}); percentile interval {percentile:.3f}"
+    )
+    print(message)
+    assert coverage >= REQUIRED, message
+    # The noise-corrected S is much closer to the truth than the raw one near calibration.
+    raw, corrected = np.mean([f.value for f in found]), np.mean([f.corrected for f in found])
+    assert abs(corrected - truth) <= abs(raw - truth) + 1e-3, (raw, corrected)
+
+
+def test_the_noise_floor_of_s_is_what_a_calibrated_model_scores() -> None:
+    n = np.full(P.size, N)
+    floor = noise_floor(P, n)
+    draws = np.random.default_rng(3).binomial(N, P, size=(20_000, P.size)) / N
+    simulated = np.mean([step_likeness(P, r) for r in draws[:4000]])
+    print(f"noise floor of S at N = {N} on the 21-point grid: {floor:.4f}")
+    assert floor == pytest.approx(simulated, abs=0.002)
+    assert floor == pytest.approx(math.sqrt(math.pi / (2 * N)), abs=0.005)  # ≈ 0.123
+    assert noise_floor(P, np.full(P.size, 4 * N)) == pytest.approx(floor / 2, rel=0.03)
+    assert noise_floor(P, None) == 0.0  # exact probabilities: no noise
+    assert math.isnan(noise_floor([0.5], [N]))
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def _exact(x: float, probs: list[float]) -> Cell:
+    return Cell(x, np.array(probs) / np.sum(probs), None)
+
+
+def intermediate_model() -> BenchmarkParts:
+    """A model between argmax and calibrated in every part, as exact distributions."""
+    r = logistic(8.7563)
+    return BenchmarkParts(
+        exp1=[_exact(p, [1 - r(p), r(p)]) for p in GRID],
+        exp2=[
+            _exact(p, [(1 - r(p)) ** 2, (1 - r(p)) * r(p), r(p) * (1 - r(p)), r(p) ** 2])
+            for p in GRID
+        ],
+        exp3=[_exact(q, [0.55 - q / 2, 0.3, 0.15 + q / 2]) for q in QGRID],
+        exp4={
+            g: [_exact(x, [r(x), 1 - r(x)]) for x in xs]
+            for g, xs in zip(GAMES, (BIO, MP, BUS), strict=True)
+        },
+        exp5=[
+            WordCell(
+                pair, order, np.array([0.65, 0.35] if order == "forward" else [0.55, 0.45]), None
+            )
+            for pair in PAIRS
+            for order in ("forward", "reverse")
+        ],
+    )
+
+
+def sampled(parts: BenchmarkParts, rng: np.random.Generator) -> BenchmarkParts:
+    def draw(c: Cell) -> Cell:
+        return Cell(c.x, rng.multinomial(N, c.probs) / N, N)
+
+    return BenchmarkParts(
+        exp1=[draw(c) for c in parts.exp1],
+        exp2=[draw(c) for c in parts.exp2],
+        exp3=[draw(c) for c in parts.exp3],
+        exp4={g: [draw(c) for c in cells] for g, cells in parts.exp4.items()},
+        exp5=[WordCell(w.pair, w.order, rng.multinomial(N, w.probs) / N, N) for w in parts.exp5],
+    )
+
+
+@pytest.mark.parametrize("model", ["calibrated", "intermediate"])
+def test_the_interval_of_the_benchmark_total_covers(model: str) -> None:
+    truth_parts = perfect() if model == "calibrated" else intermediate_model()
+    truth = score_benchmark(truth_parts).total
+    rng = np.random.default_rng(7)
+    hits = percentile_hits = 0
+    sims = 120
+    for i in range(sims):
+        found = bootstrap_benchmark(sampled(truth_parts, rng), n_boot=200, seed=i)
+        hits += _covered(*found.intervals["total"], truth)
+        percentile_hits += _covered(*found.percentile["total"], truth)
+    coverage, percentile = hits / sims, percentile_hits / sims
+    message = (
+        f"benchmark total {truth:.2f} ({model} model), N = {N}, {sims} runs: coverage"
+        f" {coverage:.3f}; percentile interval {percentile:.3f}"
+    )
+    print(message)
+    assert coverage >= REQUIRED, message
+
+
+def test_the_noise_floor_of_the_benchmark_at_n_100() -> None:
+    """A perfectly calibrated model scores 99.995 exact but about 91.4 sampled at N = 100."""
+    rng = np.random.default_rng(5)
+    floors = noise_floor_benchmark(sampled(perfect(), rng))
+    print(f"noise floor of the benchmark at N = {N}: {floors}")
+    assert floors["total"] == pytest.approx(91.4, abs=0.3)
+    assert floors["total"] == pytest.approx(sum(floors[p] for p in floors if p != "total"))
+    assert noise_floor_benchmark(perfect())["total"] == pytest.approx(99.9953, abs=1e-4)
+
+
+def test_the_trend_direction_is_not_scrambled_by_noise() -> None:
+    """Matching pennies steps x by 0.005 around 0.5: strict signs there are coin flips."""
+    rng = np.random.default_rng(11)
+    x = np.array(MP)
+    d, d_trend = [], []
+    for _ in range(400):
+        cells = [
+            Cell(v, np.array([k / N, 1 - k / N]), N)
+            for v, k in zip(x, rng.binomial(N, x), strict=True)
+        ]
+        game = score_benchmark(BenchmarkParts(exp4={"matching_pennies": cells})).parts["exp4"]
+        metrics = game.metrics["matching_pennies"]
+        assert isinstance(metrics, dict)
+        d.append(metrics["d"])
+        d_trend.append(metrics["d_trend"])
+    print(
+        f"calibrated matching pennies, N = {N}: d {np.mean(d):.3f}, d_trend {np.mean(d_trend):.3f}"
+    )
+    assert np.mean(d) == pytest.approx(0.815, abs=0.02)  # exact: 1.0
+    assert np.mean(d_trend) == 1.0
+
+
+@pytest.mark.parametrize("name", ["logistic S=0.66", "step crossing the diagonal"])
+def test_the_interval_of_s_of_two_flips_per_reply_covers(name: str) -> None:
+    """D = 2 flips per reply (independent here), resampled as whole replies: S of Mean(r)."""
+    rates, _ = CURVES[name]
+    truth = step_likeness(P, rates)
+    rng = np.random.default_rng(2)
+    sims, hits = 100, 0
+    for i in range(sims):
+        replies = {
+            float(p): (rng.random((N, 2)) < r).astype(int) for p, r in zip(P, rates, strict=True)
+        }
+        s = position_curves(replies, n_boot=200, seed=i).s_mean
+        hits += _covered(s.low, s.high, truth)
+    message = f"S of Mean(r) = {truth:.3f} ({name}), D = 2, N = {N}: coverage {hits / sims:.3f}"
+    print(message)
+    assert hits / sims >= REQUIRED, message

@@ -452,3 +452,18 @@ def _assert_holds(golden: Any, now: Any, where: str) -> None:
         assert now == pytest.approx(golden, rel=1e-12, abs=1e-15), where
     else:
         assert now == golden, where
+
+
+def test_an_s_that_is_mostly_extrapolation_is_flagged(results: Results) -> None:
+    """Fig. 3 has p = 15 % and 45 % only: 70 % of S is r held flat beyond them."""
+    from flipbench.cli.output import extrapolation_note
+    from flipbench.figures.figure import run_title
+
+    fig3 = results["ftm-fig3-kimi-k2-0905"]
+    assert fig3.s_extrapolated_share == pytest.approx(0.70) and fig3.mostly_extrapolated
+    assert fig3.to_dict()["S_extrapolated_share"] == pytest.approx(0.70)
+    assert "70% of [0, 1]" in extrapolation_note(fig3) and "15%–45%" in extrapolation_note(fig3)
+    assert run_title(fig3).endswith("S 70% extrapolated")
+    fig1 = results["ftm-fig1-claude-4.5-sonnet"]
+    assert fig1.s_extrapolated_share == 0.0 and not fig1.mostly_extrapolated
+    assert "extrapolated" not in run_title(fig1)

@@ -48,6 +48,7 @@ __all__ = [
     "WordCondition",
     "position_curves",
     "response_curve",
+    "unseen_reply_bounds",
     "word_bias",
 ]
 
@@ -92,6 +93,18 @@ def _s_columns(p: FloatArray, curves: FloatArray) -> list[float]:
     return [step_likeness(p, curves[:, j]) for j in range(curves.shape[1])]
 
 
+def unseen_reply_bounds(mean: float, n: int, confidence: float) -> tuple[float, float]:
+    """Mean(r) bounds when all n replies had the same share of "1" (a bootstrap collapses to a
+    point there, which would claim certainty n replies cannot give).
+
+    Replies unlike those seen have a total probability of at most u = 1 − (α/2)^(1/n) (the
+    Clopper–Pearson bound for 0 of n); at worst they are all "0"s or all "1"s, so the mean lies
+    in [m − u·m, m + u·(1 − m)].
+    """
+    u = 1.0 - ((1.0 - confidence) / 2.0) ** (1.0 / n)
+    return (mean - u * mean, mean + u * (1.0 - mean))
+
+
 def position_curves(
     replies_by_p: Mapping[float, ArrayLike],
     *,
@@ -128,7 +141,10 @@ def position_curves(
     ]
     mean_rate = [Estimate(math.nan, math.nan, math.nan) for _ in keys]
     for col, i in enumerate(used):
-        mean_rate[i] = Estimate(float(r[i].mean()), *mean_ci[col])
+        m, (lo, hi) = float(r[i].mean()), mean_ci[col]
+        if lo == hi:  # every reply had the same share of "1": resampling cannot move it
+            lo, hi = unseen_reply_bounds(m, ns[i], confidence)
+        mean_rate[i] = Estimate(m, lo, hi)
     # Curves to score: D positions, the mean, then D running means (K = 2D + 1 of them).
     point = _s_columns(ps, np.hstack([r, r.mean(axis=1, keepdims=True), running]))
     curves = np.concatenate(

@@ -41,6 +41,10 @@ class ConditionResult:
         return (self.n_total - self.n_valid) / self.n_total if self.n_total else float("nan")
 
 
+#: Above this share of [0, 1] held flat beyond the grid, S is flagged as mostly extrapolation.
+EXTRAPOLATED_MOSTLY = 0.5
+
+
 @dataclass
 class RunResults:
     """Everything `show` prints for a run."""
@@ -75,6 +79,21 @@ class RunResults:
         return sum(c.n_total for c in self.conditions)
 
     @property
+    def s_extrapolated_share(self) -> float:
+        """How much of [0, 1] S fills by holding r flat beyond the conditions answered: 0.7 for
+        the paper's Fig. 3 (p = 15 % and 45 % only). NaN when S is undefined."""
+        xs = [c.p for c in self.conditions if c.n_valid > 0 and math.isfinite(c.p)]
+        if math.isnan(self.s) or len(xs) < 2:
+            return math.nan
+        return 1.0 - (max(xs) - min(xs))
+
+    @property
+    def mostly_extrapolated(self) -> bool:
+        """More than half of S's interval is extrapolation: not comparable with S on a grid
+        that spans [0, 1]."""
+        return self.s_extrapolated_share > EXTRAPOLATED_MOSTLY
+
+    @property
     def n_censored(self) -> int:
         """Conditions whose exact rate is only bounded (see `ConditionResult.censored`)."""
         return sum(c.censored for c in self.conditions)
@@ -102,6 +121,7 @@ class RunResults:
                 "S_noise_floor": self.s_noise_floor,
                 "S_corrected": self.s_corrected,
                 "S_interval_method": self.s_interval_method or None,
+                "S_extrapolated_share": self.s_extrapolated_share,
                 "censored_conditions": self.n_censored,
                 "cost_usd": self.cost_usd,
                 "cost_unusable": self.cost_unusable,

@@ -97,6 +97,8 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
     if not math.isnan(results.s):
         out.print(f"S = {number_text(results.s)}{interval}{_noise_text(results)}")
+    if results.mostly_extrapolated:
+        out.print(extrapolation_note(results))
     for line in results.lines:
         out.print(plain(line))
     cost = cost_line(results)
@@ -104,6 +106,15 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         out.print(cost)
     if run.message:
         out.print(plain(f"note: {run.message}"))
+
+
+def extrapolation_note(results: RunResults) -> str:
+    """The warning for an S that is mostly r held flat beyond the answered conditions."""
+    xs = [c.p for c in results.conditions if c.n_valid > 0]
+    return (
+        f"note: S holds r flat over {results.s_extrapolated_share:.0%} of [0, 1] (conditions"
+        f" only at {min(xs):.0%}–{max(xs):.0%}): compare it only with S on the same grid"
+    )
 
 
 def _noise_text(results: RunResults) -> str:

@@ -53,11 +53,15 @@ def run_note(results: RunResults) -> str:
 
 
 def run_title(results: RunResults) -> str:
-    """Experiment (with D where it varies), model and mode: what tells two figures apart."""
+    """Experiment (with D where it varies), model and mode: what tells two figures apart; and
+    a warning when S is mostly r held flat beyond the grid (then not comparable)."""
     name = results.run.experiment
     if "D" in results.experiment.params:  # D flips per reply or turns: it tells runs apart
         name += f" (D = {results.experiment.d})"
-    return f"{name} · {results.run.model} · {results.run.mode}"
+    title = f"{name} · {results.run.model} · {results.run.mode}"
+    if results.mostly_extrapolated:
+        title += f" · S {results.s_extrapolated_share:.0%} extrapolated"
+    return title
 
 
 def response_curve(

@@ -12,20 +12,20 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from flipbench.errors import FlipbenchError
 from flipbench.progress import SilentReporter
-from flipbench.providers.base import Backend, Message, Reply, SampleSettings
+from flipbench.providers.base import Message, Reply, SampleSettings
 from flipbench.runner import Runner, RunSettings, sample_seed
 from flipbench.store import Journal
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ResolvedExperiment
+from tests.fake_backend import InProcessBackend
 
 
-class ScriptedBackend(Backend):
+class ScriptedBackend(InProcessBackend):
     prefix = "scripted"
 
     def __init__(self, contents: Iterator[str | None], delay: float = 0.001) -> None:
@@ -34,19 +34,6 @@ class ScriptedBackend(Backend):
         self.inflight = self.max_inflight = self.calls = 0
         self.seeds: list[int | None] = []
         self.settings: list[SampleSettings] = []
-
-    @classmethod
-    def validate(cls, model: str) -> None:
-        pass
-
-    async def start(self, *, concurrency: int, exact: bool) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    def versions(self) -> dict[str, Any]:
-        return {}
 
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
         self.inflight += 1

@@ -27,11 +27,12 @@ from flipbench.tasks.protocols import (
     Turn,
 )
 from flipbench.trials import BUDGET_STOP
+from tests.fake_backend import InProcessBackend
 
 Script = Callable[[str, Any], str]
 
 
-class ProtocolBackend(Backend):
+class ProtocolBackend(InProcessBackend):
     """Answers by what it is sent (`script(kind, messages or prompt)`), and records every call
     as (kind, what was sent, settings)."""
 
@@ -43,19 +44,6 @@ class ProtocolBackend(Backend):
         super().__init__("scripted/test")
         self.script, self.cost = script, cost
         self.calls: list[tuple[str, Any, SampleSettings | None]] = []
-
-    @classmethod
-    def validate(cls, model: str) -> None:
-        pass
-
-    async def start(self, *, concurrency: int, exact: bool) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    def versions(self) -> dict[str, Any]:
-        return {}
 
     def _reply(self, kind: str, sent: Any, settings: SampleSettings | None) -> Reply:
         self.calls.append((kind, sent, settings))

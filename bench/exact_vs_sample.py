@@ -1,6 +1,8 @@
 """Wall time of one default-grid single-flip curve on the embedded model: exact vs sampled.
 
-Exact mode reads the next-token distribution once per p (21 requests); sampled mode draws
+Exact mode reads whole answers per p (a fresh prompt, ~8 cached steps and ~2 whole-vocabulary
+lists for the stop mass; each a request), or with --first-token the first token's distribution
+once per p (21 requests); sampled mode draws
 N = 100 valid replies per p (2,100 requests). Sampled replies use --constrained: SmolLM2 puts only
 ~2 % of its next-token mass on "0"/"1", so unconstrained it would need ~50 requests per valid
 sample. Both run in this process, one after the other, on the same machine, and the ratio is
@@ -36,13 +38,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         exact = timed(RunConfig(mode="exact", grid=args.grid), db)
+        first = timed(RunConfig(mode="exact", first_token=True, grid=args.grid), db)
         sampled = timed(RunConfig(mode="sample", constrained=True, n=args.n, grid=args.grid), db)
     print(f"{'mode':<28}{'wall s':>9}{'requests':>10}{'req/s':>8}{'S':>8}")
     for name, (wall, requests, s) in (
-        ("exact", exact),
+        ("exact (whole answers)", exact),
+        ("exact (--first-token)", first),
         (f"sampled (constrained, N={args.n})", sampled),
     ):
         print(f"{name:<28}{wall:>9.1f}{requests:>10}{requests / wall:>8.1f}{s:>8.3f}")
+    print(f"whole answers / first token wall-time ratio: {exact[0] / first[0]:.1f}x")
     print(f"sampled / exact wall-time ratio: {sampled[0] / exact[0]:.1f}x")
 
 

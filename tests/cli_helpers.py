@@ -13,11 +13,12 @@ RUN_TIMEOUT = 300  # a real run of the embedded model
 
 
 def flipbench(
-    *args: str, cwd: Path, timeout: float = QUICK_TIMEOUT
+    *args: str, cwd: Path, timeout: float = QUICK_TIMEOUT, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
-    """Run the console script in `cwd`, with no journal from the environment and no stdin."""
+    """Run the console script in `cwd`, with no journal from the environment and no stdin,
+    `columns` wide (200 by default: wide tables on one line each)."""
     env = {k: v for k, v in os.environ.items() if k != "FLIPBENCH_DB"}
-    env["COLUMNS"] = "200"  # keep rich tables from eliding run ids
+    env["COLUMNS"] = str(columns)
     return subprocess.run(
         [str(FLIPBENCH), *args],
         cwd=cwd,

@@ -307,7 +307,7 @@ def _check_show_csv(rows: list[dict[str, str]], data: dict[str, Any], exact: boo
     columns = set(rows[0])
     assert columns >= CONDITION_KEYS | {"condition"}
     assert ("coverage" in columns) == exact
-    *body, s_row = rows
+    body = rows  # one row per condition only: S and the summary are in summary-csv
     assert len(body) == len(data["conditions"])
     for row, c in zip(body, data["conditions"], strict=True):
         assert row["condition"] == c["condition"]
@@ -317,10 +317,13 @@ def _check_show_csv(rows: list[dict[str, str]], data: dict[str, Any], exact: boo
         assert int(row["n_total"]) == c["n_total"]
         if exact:
             assert float(row["coverage"]) == pytest.approx(c["coverage"], rel=1e-12)
-    # The last row carries S in the rate column and its interval in ci_low/ci_high.
-    assert s_row["condition"] == "S"
-    assert s_row["p"] == ""
-    assert float(s_row["rate"]) == pytest.approx(data["S"]["value"], rel=1e-12)
+
+
+def _check_summary_csv(run: RealRun, data: dict[str, Any]) -> None:
+    proc = run.cli("show", run.run_id, "--format", "summary-csv")
+    assert_ok(proc)
+    s_row = next(r for r in csv.DictReader(io.StringIO(proc.stdout)) if r["name"] == "S")
+    assert float(s_row["value"]) == pytest.approx(data["S"]["value"], rel=1e-12)
     assert float(s_row["ci_low"]) == pytest.approx(data["S"]["low"], rel=1e-12)
     assert float(s_row["ci_high"]) == pytest.approx(data["S"]["high"], rel=1e-12)
 
@@ -328,11 +331,13 @@ def _check_show_csv(rows: list[dict[str, str]], data: dict[str, Any], exact: boo
 @pytest.mark.slow
 def test_show_csv_exact(exact_run: RealRun, exact_json: dict[str, Any]) -> None:
     _check_show_csv(exact_run.show_csv(), exact_json, exact=True)
+    _check_summary_csv(exact_run, exact_json)
 
 
 @pytest.mark.slow
 def test_show_csv_sample(sample_run: RealRun, sample_json: dict[str, Any]) -> None:
     _check_show_csv(sample_run.show_csv(), sample_json, exact=False)
+    _check_summary_csv(sample_run, sample_json)
 
 
 @pytest.mark.slow

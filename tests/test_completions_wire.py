@@ -266,6 +266,7 @@ def test_local_raw_and_prefill_request_shapes() -> None:
         server = FakeServer(answer)
         async with server.running():
             backend = _local(server.base_url, n_vocab=5000)
+            backend.first_token = True  # the first-token reading's request shapes
             assert backend._client is not None
             await backend._client.start()
             try:

@@ -31,8 +31,8 @@ def test_exact_mode_refuses_a_game_unless_the_first_token_is_asked_for(tmp_path:
     db = tmp_path / "j.db"
     with pytest.raises(FlipbenchError, match="--first-token"):
         start_run(RunConfig(experiment="business", mode="exact"), db)
-    with pytest.raises(FlipbenchError, match="games in exact mode only"):
-        start_run(RunConfig(experiment="single-flip", mode="exact", first_token=True), db)
+    with pytest.raises(FlipbenchError, match="use it with --mode exact"):
+        start_run(RunConfig(experiment="single-flip", first_token=True), db)
     with pytest.raises(FlipbenchError, match="use it with --mode exact"):
         start_run(RunConfig(experiment="business", first_token=True), db)
     assert not db.exists()  # refused before anything was written

@@ -127,7 +127,7 @@ def _assert_clean(proc: subprocess.CompletedProcess[str]) -> None:
 RUN_IDS = ["costs", "negative", "gauss-none", "gauss-invalid", "gauss-inf", "gauss-neg", "markup"]
 
 
-@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("fmt", ["table", "csv", "summary-csv", "json"])
 @pytest.mark.parametrize("run_id", RUN_IDS)
 def test_show_survives_every_stored_value_in_every_format(
     db: Path, run_id: str, fmt: str, show: Callable[..., str]
@@ -135,9 +135,13 @@ def test_show_survives_every_stored_value_in_every_format(
     printed = show(db, run_id, fmt)
     if fmt == "json":
         json.loads(printed)
-    if fmt == "csv":
+    if fmt == "csv":  # one row per condition, and nothing else
         rows = list(csv.reader(io.StringIO(printed)))
-        assert rows[0][0] == "condition" and rows[-1][0] == "S"
+        assert rows[0][0] == "condition" and "S" not in [r[0] for r in rows]
+    if fmt == "summary-csv":
+        rows = list(csv.reader(io.StringIO(printed)))
+        assert rows[0] == ["run_id", "name", "value", "ci_low", "ci_high"]
+        assert "S" in [r[1] for r in rows]
 
 
 def test_markup_and_escapes_are_printed_literally(db: Path) -> None:

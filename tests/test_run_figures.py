@@ -7,6 +7,7 @@ so each figure goes through `compute_results` and the metrics' JSON like a real 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from synthetic_runs import empty_run, gaussian_results, journal_with, kinds, make_run, run_id_of
 
 from flipbench.figures.common import fmt_s
+from flipbench.figures.figure import overlay_title, run_title
 from flipbench.figures.panels import (
     GaussianSample,
     WordPair,
@@ -67,7 +69,10 @@ def check(paths: list[Path], stems: list[str]) -> str:
 # ----- one run ---------------------------------------------------------------------------------
 
 SINGLE = {
-    "flip": (["response_curve"], ["single-flip · model-a · sample", 'requested p = P("1")']),
+    "flip": (
+        ["response_curve"],
+        ["single-flip · model-a · sample", "grid t2 · N = 40 · T = 1", 'requested p = P("1")'],
+    ),
     "d-flips": (
         ["position_curves", "position_s"],
         ["d-flips (D = 2) · model-a", "j = 2 (S = ", "Mean(r) (S = ", "S of the running mean"],
@@ -88,7 +93,12 @@ SINGLE = {
     "gaussian": (["gaussian"], ["gaussian · model-a · sample", "KS D = ", "requested N(100, 15)"]),
     "word-pair": (
         ["word_bias"],
-        ["word-bias · model-a · sample · p = 50%", "luxury / affordable", "37 / 50"],
+        [
+            "word-bias · model-a · sample",
+            "T = 1 · partial (100% of the grid) · p = 50%",
+            "luxury / affordable",
+            "37 / 50",
+        ],
     ),
     "bioinformatics": (
         ["response_curve"],
@@ -298,3 +308,56 @@ def test_gaussian_panels_share_one_density_scale(tmp_path: Path) -> None:
     assert "sd 3" in text and "sd 15" in text
     with pytest.raises(ValueError, match="no Gaussian samples"):
         gaussian_panels([], tmp_path, "x")
+
+
+# ----- axes that fit the grid, titles that carry the settings (issue 14) ----------------------
+
+
+def _tick_percents(text: str, xlabel: str = 'requested p = P("1")') -> list[float]:
+    """The x tick labels of a response curve (drawn before its x label), in percent."""
+    lines = [t.strip() for t in text.splitlines() if t.strip()]
+    before = lines[: lines.index(xlabel)]
+    return [float(t.removesuffix("%")) for t in before if t.endswith("%") and t[0].isdigit()]
+
+
+@pytest.mark.parametrize(
+    ("grid", "low", "high"), [("zoom", 44.0, 56.0), ("logzoom", 49.6, 50.4), ("default", 0, 100)]
+)
+def test_the_p_axis_fits_the_grid(tmp_path: Path, grid: str, low: float, high: float) -> None:
+    experiment = get_experiment("single-flip").resolve(grid=grid, n=30)
+    with Journal(tmp_path / "j.db") as journal:
+        make_run(journal, "r", experiment, kinds(2.0)["flip"][1])
+        journal.set_status("r", "complete")
+        text = check(figures_for_run(journal, "r", tmp_path / "out"), ["response_curve"])
+    ticks = _tick_percents(text)
+    assert len(ticks) >= 3, text
+    assert all(low <= t <= high for t in ticks), ticks
+    if grid == "default":  # a grid over [0, 1] keeps the paper's full axis
+        assert ticks[0] == 0 and ticks[-1] == 100
+    else:
+        assert max(ticks) - min(ticks) <= high - low
+    assert f"grid {grid} · N = 30 · T = 1" in text
+    assert "partial" not in text
+
+
+def test_a_partial_runs_title_says_so_and_exact_titles_have_no_n(tmp_path: Path) -> None:
+    experiment = get_experiment("single-flip").resolve(n=10, temperature=0.7)
+    keys = [c.key for c in experiment.conditions()]
+    with Journal(tmp_path / "j.db") as journal:
+        make_run(journal, "cut", experiment, kinds()["flip"][1], skip=frozenset(keys[6:]))
+        text = check(figures_for_run(journal, "cut", tmp_path / "cut"), ["response_curve"])
+        assert "grid default · N = 10 · T = 0.7 · partial (29% of the grid)" in text
+        results = compute_results(journal, "cut")
+    exact = replace(results, run=replace(results.run, mode="exact", status="complete"))
+    assert "exact\ngrid default · T = 0.7 · S 75% extrapolated" in run_title(exact)
+
+
+def test_an_overlay_title_names_the_settings_its_runs_share_or_not(
+    journal: Journal, tmp_path: Path
+) -> None:
+    runs = [compute_results(journal, run_id_of("flip", m)) for m in MODELS]
+    assert overlay_title(runs) == "single-flip · sample\ngrid t2 · N = 40 · T = 1"
+    other = replace(runs[1], experiment=runs[1].experiment.model_copy(update={"n": 100}))
+    assert overlay_title([runs[0], other]).endswith("grid t2 · N = 40/100 · T = 1")
+    text = check(overlay_figures(runs, tmp_path, "o"), ["o"])
+    assert "grid t2 · N = 40 · T = 1" in text

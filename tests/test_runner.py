@@ -78,6 +78,20 @@ def _rows(journal: Journal) -> list[tuple[str, int, int, str | None]]:
     ]
 
 
+def stop_after_rows(runner: Runner, journal: Journal, rows: int) -> None:
+    """Run until the journal holds `rows` rows, then cancel: an interrupted run to resume."""
+
+    async def partial() -> None:
+        task = asyncio.create_task(runner.run())
+        while len(_rows(journal)) < rows:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(partial())
+
+
 def test_invalid_replies_are_journaled_and_replaced_until_n_valid(tmp_path: Path) -> None:
     journal, experiment = _setup(tmp_path, n=10)
     script = itertools.cycle(["1", "maybe", "0", "", "0 or 1", "**1**"])
@@ -118,16 +132,7 @@ def test_resume_tops_up_only_what_is_missing(tmp_path: Path) -> None:
     journal, experiment = _setup(tmp_path, n=6)
     first = ScriptedBackend(itertools.chain(["1"] * 7, itertools.repeat("0")))
     runner = Runner(journal, "r", experiment, first, _settings(1), SilentReporter())
-
-    async def partial() -> None:
-        task = asyncio.create_task(runner.run())
-        while len(_rows(journal)) < 9:
-            await asyncio.sleep(0.001)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(partial())
+    stop_after_rows(runner, journal, 9)
     before = _rows(journal)
     assert 9 <= len(before) < 30
     second = ScriptedBackend(itertools.repeat("0"))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flipbench.config import RunConfig, default_db_path
+from flipbench.config import RunConfig, available_cores, default_db_path
 from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.importers.base import ImportReport
 from flipbench.providers import backend_class
@@ -27,6 +27,7 @@ from flipbench.store import (
     Journal,
     NoJournal,
     RunLock,
+    RunLocked,
     RunRow,
     check_readable,
     check_writable,
@@ -66,14 +67,12 @@ def new_run_id(experiment: str) -> str:
 
 def _check_reading(definition: ExperimentDefinition, config: RunConfig) -> None:
     """A game's exact reading is the first token of a reply with no reasoning: not the game as
-    designed (reason, then choose), so it is run only when asked for by name."""
+    designed (reason, then choose), so it is run only when asked for by name. Elsewhere the
+    first-token reading is the APIs' one, and on `local/…` an explicit alternative to whole
+    answers."""
     first_token = definition.exact_reading == "first-token"
-    if config.first_token and not (first_token and config.mode == "exact"):
-        raise FlipbenchError(
-            "--first-token applies to the games in exact mode only"
-            if not first_token
-            else "--first-token reads probabilities: use it with --mode exact"
-        )
+    if config.first_token and config.mode != "exact":
+        raise FlipbenchError("--first-token reads probabilities: use it with --mode exact")
     if first_token and config.mode == "exact" and not config.first_token:
         raise FlipbenchError(
             f"{definition.name} asks for reasoning, then a choice; exact mode would read the first"
@@ -111,9 +110,28 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
     if config.constrained and not cls.supports_constrained:
         raise FlipbenchError(f"{config.model} cannot constrain its answers")
     cls.check_protocol(experiment.protocol.kind)  # e.g. raw text needs a completions endpoint
+    _check_threads(cls, config)
     if config.run_id is not None:
         validate_run_id(config.run_id)
     return experiment, cls
+
+
+def _check_threads(cls: type[Backend], config: RunConfig) -> None:
+    """`--threads` is llama.cpp's CPU threads: an API model runs elsewhere, and a flag that
+    silently did nothing would mislead (its parallelism is --max-concurrency)."""
+    if config.threads is not None and not cls.uses_cpu_threads:
+        raise FlipbenchError(
+            f"--threads sets the CPU threads of a local model; {config.model} runs on its"
+            " provider's machines (use --max-concurrency for requests in flight)"
+        )
+
+
+def _with_threads(cls: type[Backend], config: RunConfig) -> RunConfig:
+    """A local run records the threads it runs with, the default (this process's cores)
+    included, so that its speed can be compared with another's."""
+    if cls.uses_cpu_threads and config.threads is None:
+        return config.model_copy(update={"threads": available_cores()})
+    return config
 
 
 def _check_db(db: Path) -> None:
@@ -186,7 +204,7 @@ async def start_run_async(
     experiment, cls = _resolve(config)
     _check_db(db)
     run_id = config.run_id or new_run_id(experiment.name)
-    config = config.model_copy(update={"run_id": run_id})
+    config = _with_threads(cls, config.model_copy(update={"run_id": run_id}))
     with RunLock(db, run_id):  # held for the run's whole life, from before it is created
         try:
             with Journal(db, create=False) as journal:
@@ -209,14 +227,16 @@ def resume_run(
     max_concurrency: int | None = None,
     notify: Notify | None = None,
     force: bool = False,
+    threads: int | None = None,
 ) -> RunOutcome:
     """Top every condition of a stopped run up to N valid samples; never replays or duplicates.
 
-    Only how the run is executed may change on resume (budget, concurrency), never what it asks.
+    Only how the run is executed may change on resume (budget, concurrency, a local model's
+    threads), never what it asks.
     """
     job = resume_run_async(
         run_id, db, progress=progress, max_cost=max_cost, max_concurrency=max_concurrency,
-        notify=notify, force=force,
+        notify=notify, force=force, threads=threads,
     )  # fmt: skip
     return _sync(run_id, job)
 
@@ -230,6 +250,7 @@ async def resume_run_async(
     max_concurrency: int | None = None,
     notify: Notify | None = None,
     force: bool = False,
+    threads: int | None = None,
 ) -> RunOutcome:
     """`resume_run` on the caller's event loop.
 
@@ -245,16 +266,19 @@ async def resume_run_async(
     with RunLock(db, run_id, force=force) as lock:
         with Journal(db, create=False) as journal:
             run = journal.get_run(run_id)  # as it is now that no one else can change it
-        overrides = {"max_cost": max_cost, "max_concurrency": max_concurrency}
+        overrides = {"max_cost": max_cost, "max_concurrency": max_concurrency, "threads": threads}
         config = RunConfig(
             **{**run.config, **{k: v for k, v in overrides.items() if v is not None}}
         )
+        cls = backend_class(config.model)
+        _check_threads(cls, config)
+        config = _with_threads(cls, config)
         experiment = ResolvedExperiment(**run.definition)
         if lock.check_takeover(run) and notify is not None:
             notify(f"taking over run {run_id} from process {run.pid}, which does not hold it")
         if run.status == "complete":
             return _finish(db, run_id, run.status, "already complete")
-        backend = backend_class(config.model).from_config(config)
+        backend = cls.from_config(config)
         return await _session(
             db, run_id, config, experiment, backend, create=False, progress=progress, notify=notify
         )
@@ -265,6 +289,34 @@ def list_runs(db: Path | None = None) -> list[RunRow]:
     db = db or default_db_path()
     with Journal(db, create=False) as journal:
         return journal.list_runs()
+
+
+def delete_run(run_id: str, db: Path | None = None) -> tuple[int, Path | None]:
+    """Remove a run for good: its journal rows (one transaction) and its figure folder. Its
+    lock is taken first, so a run being executed is refused and none can start meanwhile.
+    Returns the number of samples removed and the folder removed (None when it had none)."""
+    import shutil
+
+    db = db or default_db_path()
+    validate_run_id(run_id)
+    with Journal(db, create=False) as journal:
+        journal.get_run(run_id)  # an unknown run is refused before anything is taken
+    check_writable(db)
+    try:
+        with RunLock(db, run_id), Journal(db) as journal:
+            removed = journal.delete_run(run_id)
+    except RunLocked:
+        raise FlipbenchError(f"run {run_id} is running; stop it before deleting it") from None
+    folder = run_dir(db, run_id)
+    if not folder.is_dir() or folder.is_symlink():
+        return removed, None
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        raise FlipbenchError(
+            f"run {run_id} was deleted from the journal, but not its folder {folder}: {exc}"
+        ) from None
+    return removed, folder
 
 
 def run_results(run_id: str, db: Path | None = None) -> RunResults:

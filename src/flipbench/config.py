@@ -79,6 +79,15 @@ def load_env_file(path: Path) -> list[str]:
     return loaded
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container's or `taskset`'s
+    limit, not the machine's count), the default of `--threads`."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity masks here (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
 def default_db_path() -> Path:
     """`FLIPBENCH_DB` if set, else `./flipbench.db`."""
     return Path(os.environ.get("FLIPBENCH_DB") or DEFAULT_DB)
@@ -115,6 +124,13 @@ class RunConfig(BaseModel):
         le=4096,
         description="requests in flight at once (default: the backend's, 4 local, 64 API)",
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads of a local model's llama.cpp (default: the cores this process"
+        " may use; recorded with the run); API models refuse it",
+    )
     max_attempts_factor: float = Field(
         default=5.0,
         ge=1.0,
@@ -145,8 +161,9 @@ class RunConfig(BaseModel):
     )
     first_token: bool = Field(
         default=False,
-        description="games only, with --mode exact: read the first token of a reply given with"
-        " no reasoning (not the game as designed; never used by the benchmark)",
+        description="with --mode exact: read the answer's first token only (on local/… instead"
+        " of whole answers; for games, a reply given with no reasoning: not the game as"
+        " designed, never used by the benchmark)",
     )
     seed: int | None = Field(
         default=None,

@@ -21,7 +21,6 @@ import math
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from flipbench.bootstrap import (
     check_boot,
@@ -130,6 +129,8 @@ def count_histogram(
     The variance-ratio interval is a percentile bootstrap over replies (drawn as a
     multinomial over the D + 1 histogram cells, which is the same thing, all at once).
     """
+    from scipy import stats  # here, not at the top: scipy costs every CLI command ~0.5 s
+
     arr = binary_replies(replies)
     check_unit(np.array([p], dtype=np.float64), "p")
     check_boot(n_boot, confidence)
@@ -197,6 +198,8 @@ class ChiSquare(FitResult):
 
 def chi_square_test(counts: FloatArray, requested: FloatArray) -> ChiSquare:
     """``ChiSquare`` of integer counts against requested shares (same order)."""
+    from scipy import stats  # here, not at the top: scipy costs every CLI command ~0.5 s
+
     n = float(counts.sum())
     allowed = requested > 0
     df = int(allowed.sum()) - 1

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from flipbench.bootstrap import check_confidence
 from flipbench.distfit import pool_sparse_cells
@@ -89,6 +88,8 @@ def discretised_normal_test(
     size simulation is one call. Returns (stat, df, p-value) with the leading shape; the
     p-value is NaN when pooling leaves a single bin (n < 15 at the default 5): no test.
     """
+    from scipy import stats  # here, not at the top: scipy costs every CLI command ~0.5 s
+
     x = np.asarray(values, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] == 0 or not np.all(np.isfinite(x)):
         raise ValueError("values must be finite numbers of shape (..., n >= 1)")
@@ -123,6 +124,8 @@ def gaussian_fit(
     confidence: float = 0.95,
 ) -> GaussianFit:
     """Fit of parsed numbers to N(mean, sd); non-finite values are dropped and counted."""
+    from scipy import stats  # here, not at the top: scipy costs every CLI command ~0.5 s
+
     raw = np.asarray(values, dtype=np.float64).ravel()
     x = raw[np.isfinite(raw)]
     n = int(x.size)

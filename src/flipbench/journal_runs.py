@@ -114,6 +114,22 @@ class RunTable(JournalFile):
             (json.dumps(versions, sort_keys=True), now(), run_id),
         )
 
+    def delete_run(self, run_id: str) -> int:
+        """Remove a run, its samples and its in-flight marks in one transaction (all or
+        nothing); returns how many samples went. The caller holds the run's lock."""
+        validate_run_id(run_id)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            removed = self._db.execute("DELETE FROM samples WHERE run_id = ?", (run_id,)).rowcount
+            self._db.execute("DELETE FROM in_flight WHERE run_id = ?", (run_id,))
+            if not self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount:
+                raise FlipbenchError(f"no run {run_id!r} in {self.path} (see `flipbench runs`)")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return int(removed)
+
     def get_run(self, run_id: str) -> RunRow:
         validate_run_id(run_id)
         row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()

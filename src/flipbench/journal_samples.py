@@ -11,12 +11,21 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flipbench.journal_file import JournalFile, now
 from flipbench.safety import storable
+
+#: The `samples` table's columns, the only names `SampleTable.samples(columns=…)` accepts.
+SAMPLE_COLUMNS = frozenset(
+    {
+        "id", "run_id", "condition", "sample_index", "status", "http_status", "request_json",
+        "response_json", "content", "finish_reason", "answer", "valid", "invalid_category",
+        "probs_json", "coverage", "cost", "meta_json", "latency_s", "created_at",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -98,9 +107,19 @@ class SampleTable(JournalFile):
         ).fetchall()
         return {r[0]: (int(r[1]), int(r[2]), int(r[3]) + 1) for r in rows}
 
-    def samples(self, run_id: str) -> Iterator[sqlite3.Row]:
-        """Every stored row of a run, in the order they were recorded."""
-        yield from self._db.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY id", (run_id,))
+    def samples(self, run_id: str, columns: Sequence[str] | None = None) -> Iterator[sqlite3.Row]:
+        """Every stored row of a run, in the order they were recorded; `columns` (names from
+        `SAMPLE_COLUMNS`) reads only those: the request and response bodies are most of a
+        journal's bytes, and reading them back is most of the time of `show` on a large run."""
+        names = "*"
+        if columns is not None:
+            unknown = set(columns) - SAMPLE_COLUMNS
+            if unknown or not columns:
+                raise ValueError(f"unknown sample columns: {sorted(unknown)}")
+            names = ", ".join(columns)
+        yield from self._db.execute(
+            f"SELECT {names} FROM samples WHERE run_id = ? ORDER BY id", (run_id,)
+        )
 
     # spend ----------------------------------------------------------------------------------
     def begin_call(self, run_id: str, condition: str, sample_index: int) -> None:

@@ -1,9 +1,16 @@
-"""The plan printed before a paid run starts: how many calls, and what they may cost.
+"""The plan printed before every run starts: how many calls, the attempt cap, and what the run
+may cost (API models) or how long it may take (a local model).
 
 Prompt tokens are estimated from characters (≈ 4 per token plus a few per message for the chat
 template): the catalogue gives prices, not a tokenizer. The cost is a range, because a reply
 may use one completion token (a plain model answering "1") or all of max_tokens (a reasoning
 model thinking first).
+
+A local run's time comes from rates measured on the embedded model (SmolLM2-135M, llama.cpp,
+4 requests of 8 completions on 32 slots, this project's 2-core machine, end to end through
+flipbench: `LOCAL_RATES`); other
+GGUF files or machines differ, so it is an order of magnitude, said as "about". A run whose
+estimate passes `SLOW_RUN_S` gets a warning before it starts, with a faster way to ask.
 """
 
 from __future__ import annotations
@@ -12,12 +19,64 @@ from dataclasses import dataclass
 
 from flipbench.providers.base import Pricing, estimate_prompt_tokens
 
-__all__ = ["Plan", "estimate_prompt_tokens"]
+__all__ = [
+    "LOCAL_RATES", "SLOW_RUN_S", "LocalRates", "Plan", "duration", "estimate_prompt_tokens",
+    "local_seconds", "slow_warning",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LocalRates:
+    """What one request costs on the embedded model, measured end to end (see module doc)."""
+
+    #: Sampled replies per second when the reply is one short answer (a constrained single
+    #: flip, `logit_bias` and 8 completions a request): 89/s journaled on a loaded machine
+    #: (bench/local_throughput.py); one completion per request with a grammar was ~30/s.
+    short_requests_per_s: float = 80.0
+    #: Decoded tokens per second over all slots, for longer replies (measured before
+    #: completions were batched: constrained d-flips at 4 tokens a reply, 11.5 requests/s
+    #: loaded; batching raises it, so this errs long; unconstrained replies run to max_tokens
+    #: when the model rambles, games up to their reasoning budget).
+    tokens_per_s: float = 60.0
+    #: Exact mode: one whole-answer reading per condition (the 21-point single flip 37 s with
+    #: start-up, 1.5–2 s a condition; a word pair ~4 s: more forms, longer words).
+    exact_s_per_condition: float = 2.0
+
+
+LOCAL_RATES = LocalRates()
+#: A local run whose estimate passes this gets a warning (and a faster way to ask) first.
+SLOW_RUN_S = 180.0
+
+
+def local_seconds(
+    calls: int, *, exact: bool, reply_tokens: tuple[int, int], rates: LocalRates = LOCAL_RATES
+) -> tuple[float, float]:
+    """Seconds `calls` requests take on the embedded model: (fewest, most), for replies of
+    `reply_tokens` = (fewest, most) decoded tokens each (a constrained reply: its answer tokens
+    and the end token; an unconstrained one: up to max_tokens)."""
+    if exact:
+        seconds = calls * rates.exact_s_per_condition
+        return seconds, seconds
+    per_request = [
+        max(1.0 / rates.short_requests_per_s, tokens / rates.tokens_per_s)
+        for tokens in reply_tokens
+    ]
+    return calls * per_request[0], calls * per_request[1]
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: `40 s`, `12 min`, `3.5 h`."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Calls still needed (every reply valid), the attempt cap, and the cost range."""
+    """Calls still needed (every reply valid), the attempt cap, and the cost range (API
+    models) or the time range on the embedded model (`seconds`, local models)."""
 
     conditions: int
     calls: int
@@ -25,6 +84,7 @@ class Plan:
     prompt_tokens: int
     max_tokens: int
     pricing: Pricing | None
+    seconds: tuple[float, float] | None = None
 
     def cost_range(self, calls: int | None = None) -> tuple[float, float] | None:
         """USD for `calls` calls (default: the needed ones) at 1 and at max_tokens output."""
@@ -42,6 +102,10 @@ class Plan:
             f"plan: {self.calls:,} calls over {self.conditions} conditions"
             f" (at most {self.max_calls:,} with retries of invalid replies)"
         )
+        if self.seconds is not None:
+            fewest, most = (duration(s) for s in self.seconds)
+            span = fewest if fewest == most else f"{fewest}–{most}"
+            return text + f"; about {span} with the cores free (the embedded model's rates)"
         cost = self.cost_range()
         if cost is None:
             return text + "; no prices in the model catalogue, so no cost estimate"
@@ -50,3 +114,19 @@ class Plan:
             text + f"; estimated cost ${low:.4g}–${high:.4g} (≈{self.prompt_tokens} prompt tokens,"
             f" 1–{self.max_tokens} completion tokens per call, catalogue prices)"
         )
+
+
+def slow_warning(plan: Plan, exact_possible: bool) -> str | None:
+    """A warning before a local run estimated to take longer than `SLOW_RUN_S`, with what
+    would be faster (None: quick enough)."""
+    if plan.seconds is None or plan.seconds[1] <= SLOW_RUN_S:
+        return None
+    faster = (
+        "--mode exact reads the probabilities in seconds"
+        if exact_possible
+        else "a smaller --n or --grid is quicker"
+    )
+    return (
+        f"warning: this run may take up to {duration(plan.seconds[1])} on this machine"
+        f" ({plan.calls:,} calls); {faster}. Ctrl-C stops it, --resume ID continues it"
+    )

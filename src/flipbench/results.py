@@ -41,6 +41,36 @@ class ConditionResult:
         return (self.n_total - self.n_valid) / self.n_total if self.n_total else float("nan")
 
 
+@dataclass(frozen=True)
+class GridCoverage:
+    """The share of a run's grid its journal holds: conditions with at least one valid answer
+    (what S is computed from), conditions at N, and valid samples counted up to N each."""
+
+    conditions_total: int
+    conditions_answered: int
+    conditions_full: int
+    valid_samples: int
+    target_samples: int
+
+    @property
+    def grid_share(self) -> float:
+        """Answered conditions over all conditions: how much of the grid S stands on."""
+        return self.conditions_answered / self.conditions_total if self.conditions_total else 0.0
+
+    @property
+    def sample_share(self) -> float:
+        return self.valid_samples / self.target_samples if self.target_samples else 0.0
+
+    def text(self) -> str:
+        """`6 of 21 conditions answered (29 % of the grid), 3 at N; 412 of 2,100 valid samples`."""
+        return (
+            f"{self.conditions_answered} of {self.conditions_total} conditions answered"
+            f" ({self.grid_share:.0%} of the grid), {self.conditions_full} at N;"
+            f" {self.valid_samples:,} of {self.target_samples:,} valid samples"
+            f" ({self.sample_share:.0%})"
+        )
+
+
 #: Above this share of [0, 1] held flat beyond the grid, S is flagged as mostly extrapolation.
 EXTRAPOLATED_MOSTLY = 0.5
 
@@ -94,6 +124,24 @@ class RunResults:
         return self.s_extrapolated_share > EXTRAPOLATED_MOSTLY
 
     @property
+    def grid_coverage(self) -> GridCoverage:
+        """How much of the grid the journal holds: what S is computed from."""
+        per_condition = 1 if self.run.mode == "exact" else self.experiment.n
+        return GridCoverage(
+            conditions_total=len(self.conditions),
+            conditions_answered=sum(c.n_valid > 0 for c in self.conditions),
+            conditions_full=sum(c.n_valid >= per_condition for c in self.conditions),
+            valid_samples=sum(min(c.n_valid, per_condition) for c in self.conditions),
+            target_samples=per_condition * len(self.conditions),
+        )
+
+    @property
+    def partial(self) -> bool:
+        """S of a run that did not complete (interrupted, stopped, incomplete, failed, still
+        running) is computed from whatever the journal holds: not the run's final S."""
+        return self.run.display_status != "complete"
+
+    @property
     def n_censored(self) -> int:
         """Conditions whose exact rate is only bounded (see `ConditionResult.censored`)."""
         return sum(c.censored for c in self.conditions)
@@ -122,6 +170,12 @@ class RunResults:
                 "S_corrected": self.s_corrected,
                 "S_interval_method": self.s_interval_method or None,
                 "S_extrapolated_share": self.s_extrapolated_share,
+                "S_partial": self.partial,
+                "grid_coverage": asdict(self.grid_coverage)
+                | {
+                    "grid_share": self.grid_coverage.grid_share,
+                    "sample_share": self.grid_coverage.sample_share,
+                },
                 "censored_conditions": self.n_censored,
                 "cost_usd": self.cost_usd,
                 "cost_unusable": self.cost_unusable,
@@ -244,6 +298,14 @@ def _without_s(metrics: KindMetrics) -> KindMetrics:
     return metrics
 
 
+#: What the results read of each sample: not the request and response bodies, which are most
+#: of a journal's bytes (reading them made `show` on a million samples several times slower).
+_RESULT_COLUMNS = (
+    "condition", "valid", "answer", "content", "invalid_category", "probs_json", "coverage",
+    "cost", "meta_json",
+)  # fmt: skip
+
+
 def compute_results(journal: Journal, run_id: str) -> RunResults:
     """Read a run back from the journal and compute its rates, intervals and every metric."""
     run = journal.get_run(run_id)
@@ -256,7 +318,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
     coverage: dict[str, float | None] = {}
     censored: dict[str, tuple[float, float]] = {}  # exact rows whose rates are only bounded
     costs = CostTotal()
-    for row in journal.samples(run_id):
+    for row in journal.samples(run_id, _RESULT_COLUMNS):
         key = row["condition"]
         totals[key] += 1
         costs.add(row["cost"], row["meta_json"])

@@ -85,6 +85,12 @@ class Runner:
         backend.check_protocol(experiment.protocol.kind)  # before any call, whatever called us
         self.trial = TRIALS[experiment.protocol.kind]
         exact = settings.mode == "exact"
+        # Samples per request: several where the protocol and the backend allow (one slot
+        # each on llama.cpp), else one.
+        self.batch = 1
+        if not exact and self.trial.sample_many is not None:
+            probe = SampleSettings(experiment.temperature, experiment.max_tokens)
+            self.batch = max(1, backend.completions_per_request(probe))
         target = 1 if exact else experiment.n
         cap = (
             EXACT_MAX_ATTEMPTS if exact else math.ceil(experiment.n * settings.max_attempts_factor)
@@ -139,15 +145,22 @@ class Runner:
         if self._budget_stop is not None:
             raise self._budget_stop
 
-    def _take(self) -> tuple[_State, int] | None:
+    def _take(self) -> tuple[_State, list[int]] | None:
+        """The next indices to send: up to `self.batch` of one condition (what one request
+        may carry), no more than it still wants."""
         if self._budget_stop is not None:
             return None
         for state in self.states:
             if state.wants_more():
-                index = state.next_index
-                state.next_index += 1
-                state.inflight += 1
-                return state, index
+                room = min(
+                    state.target - state.valid - state.inflight,
+                    state.max_attempts - state.total - state.inflight,
+                )
+                count = max(1, min(self.batch, room))
+                indices = list(range(state.next_index, state.next_index + count))
+                state.next_index += count
+                state.inflight += count
+                return state, indices
         return None
 
     def _busy(self) -> bool:
@@ -167,35 +180,33 @@ class Runner:
                 if job is None:
                     self._cond.notify_all()
                     return
-            state, index = job
-            record: SampleRecord | None = None
-            _CALL.set((state.condition.key, index))
+            state, indices = job
+            records: list[SampleRecord] = []
+            _CALL.set((state.condition.key, indices[0]))
             try:
-                pending = await self._one(state.condition, index)
-                self.journal.record(self.run_id, pending)
-                record = pending
-            except BudgetReached as exc:  # nothing was sent for this index
+                for pending in await self._send(state.condition, indices):
+                    self.journal.record(self.run_id, pending)
+                    records.append(pending)
+            except BudgetReached as exc:  # nothing was sent for these indices
                 self.stop_for_budget(exc)
             finally:
                 # Counts change under the lock together with `inflight`, so no other worker
                 # can see a finished request as neither in flight nor counted.
                 async with self._cond:
-                    state.inflight -= 1
-                    if record is not None:
-                        state.total += 1
-                        state.valid += int(record.valid)
+                    state.inflight -= len(indices)
+                    state.total += len(records)
+                    state.valid += sum(int(r.valid) for r in records)
                     self._cond.notify_all()
-            if record is None:
-                continue
-            self.requests += 1
-            self.invalid += int(not record.valid)
-            self.cost += record.cost or 0.0
-            self.reporter.update(self.done, self.requests, self.invalid, self.cost)
-            if record.invalid_category == NO_LOGPROBS:
-                raise ExactUnavailable(
-                    f"{self.backend.model} returned no top_logprobs, so exact mode cannot run"
-                )
-            self._check_errors(record)
+            for record in records:
+                self.requests += 1
+                self.invalid += int(not record.valid)
+                self.cost += record.cost or 0.0
+                self.reporter.update(self.done, self.requests, self.invalid, self.cost)
+                if record.invalid_category == NO_LOGPROBS:
+                    raise ExactUnavailable(
+                        f"{self.backend.model} returned no top_logprobs, so exact mode cannot run"
+                    )
+                self._check_errors(record)
 
     def _check_errors(self, record: SampleRecord) -> None:
         if record.status != "error":
@@ -208,15 +219,12 @@ class Runner:
                 f" {record.meta.get('error')}"
             )
 
-    async def _one(self, condition: Condition, index: int) -> SampleRecord:
-        if self.settings.mode == "exact":
-            reply = await self.trial.distribution(self.backend, condition)
-            return self._exact_record(condition, index, reply)
+    def _sample_settings(self, condition: Condition, index: int) -> SampleSettings:
         seed = None
         if self.settings.seed is not None:
             seed = sample_seed(self.settings.seed, condition.key, index)
         experiment = self.experiment
-        sample = SampleSettings(
+        return SampleSettings(
             temperature=experiment.temperature,
             max_tokens=experiment.max_tokens,
             constrain_to=condition.answers if self.settings.constrained else None,
@@ -224,7 +232,17 @@ class Runner:
             seed=seed,
             continuation=self.trial.continuation,
         )
-        return await self.trial.sample(self, condition, index, sample)
+
+    async def _send(self, condition: Condition, indices: list[int]) -> list[SampleRecord]:
+        """The rows of one request: an exact reading, one sample, or several samples of one
+        condition in one request (their seed is the first index's)."""
+        if self.settings.mode == "exact":
+            reply = await self.trial.distribution(self.backend, condition)
+            return [self._exact_record(condition, indices[0], reply)]
+        sample = self._sample_settings(condition, indices[0])
+        if len(indices) > 1 and self.trial.sample_many is not None:
+            return await self.trial.sample_many(self, condition, indices, sample)
+        return [await self.trial.sample(self, condition, indices[0], sample)]
 
     def stop_for_budget(self, exc: BudgetReached) -> None:
         """No new request starts; those in flight finish and are journaled, then the run stops."""

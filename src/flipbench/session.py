@@ -1,6 +1,7 @@
 """One run's life on an event loop: the backend started and closed, the run created or
-reopened in the journal, its budget taken from the journal, exact mode's fallback, the plan of a
-paid run, the runner, and the status recorded whatever happens.
+reopened in the journal, its budget taken from the journal, exact mode's fallback, the plan of
+every run (its cost on an API, its time on a local model), the runner, and the status recorded
+whatever happens.
 
 The Python API (`api`) wraps it: synchronously (one run, a fresh loop) or asynchronously, so
 that several runs (a sweep) can share one event loop.
@@ -18,7 +19,7 @@ from typing import Any
 from flipbench import __version__
 from flipbench.config import RunConfig
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
-from flipbench.plan import Plan
+from flipbench.plan import Plan, local_seconds, slow_warning
 from flipbench.progress import reporter_for
 from flipbench.providers.base import Backend, estimate_request_tokens
 from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
@@ -157,7 +158,8 @@ class RunSession:
         self.config = self.config.model_copy(update={"mode": "sample"})
 
     async def _runner(self, journal: Journal, concurrency: int) -> Runner:
-        """Print the plan (paid backends), then run every condition up to its target."""
+        """Print the plan (and a warning before a long local run), then run every condition up
+        to its target."""
         config, backend, experiment = self.config, self.backend, self.experiment
         settings = RunSettings(
             mode=config.mode,
@@ -169,21 +171,34 @@ class RunSession:
         )
         reporter = reporter_for(self.run_id, self.progress)
         runner = Runner(journal, self.run_id, experiment, backend, settings, reporter)
-        if backend.prints_plan:
-            calls, most = runner.plan_counts()
-            conditions = experiment.conditions()
-            self.notify(
-                Plan(
-                    conditions=len(conditions),
-                    calls=calls,
-                    max_calls=most,
-                    prompt_tokens=_prompt_tokens(conditions[0]) if conditions else 0,
-                    max_tokens=1 if config.mode == "exact" else experiment.max_tokens,
-                    pricing=await backend.pricing(),
-                ).line()
-            )
+        calls, most = runner.plan_counts()
+        reporter.budget(most)  # the ETA counts attempts, not only valid answers
+        plan = await self._plan(calls, most)
+        self.notify(plan.line())
+        if warning := slow_warning(plan, exact_possible=experiment.exact):
+            self.notify(warning)
         await runner.run()
         return runner
+
+    async def _plan(self, calls: int, most: int) -> Plan:
+        """Calls and attempt cap of every run; the cost of a paid one, the time of a local one."""
+        config, backend, experiment = self.config, self.backend, self.experiment
+        conditions = experiment.conditions()
+        exact = config.mode == "exact"
+        seconds = None
+        if backend.uses_cpu_threads:
+            shortest = 2 * experiment.d  # d answers, the spaces between and the end token
+            longest = shortest if config.constrained else experiment.max_tokens
+            seconds = local_seconds(calls, exact=exact, reply_tokens=(shortest, longest))
+        return Plan(
+            conditions=len(conditions),
+            calls=calls,
+            max_calls=most,
+            prompt_tokens=_prompt_tokens(conditions[0]) if conditions else 0,
+            max_tokens=1 if exact else experiment.max_tokens,
+            pricing=await backend.pricing() if backend.prints_plan else None,
+            seconds=seconds,
+        )
 
 
 def _check_budget_left(journal: Journal, run_id: str, config: RunConfig) -> None:

@@ -8,7 +8,7 @@ several (chained turns).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,9 @@ class TrialRun(Protocol):
 
 
 Send = Callable[[Backend, Condition, SampleSettings], Awaitable[Reply]]
+SampleMany = Callable[
+    [TrialRun, Condition, Sequence[int], SampleSettings], Awaitable[list[SampleRecord]]
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,17 @@ class Trial:
     sample: Callable[[TrialRun, Condition, int, SampleSettings], Awaitable[SampleRecord]]
     distribution: Callable[[Backend, Condition], Awaitable[Reply]]
     continuation: bool = False  # the reply continues a text (see SampleSettings.continuation)
+    # Several samples of the condition from one request (`Backend.sample_many`), one journal
+    # row each; None: one request per sample.
+    sample_many: SampleMany | None = None
+
+
+async def _chat_many(
+    run: TrialRun, condition: Condition, indices: Sequence[int], settings: SampleSettings
+) -> list[SampleRecord]:
+    """One request for len(indices) completions of a chat trial, a row per completion."""
+    replies = await run.backend.sample_many(condition.messages, settings, len(indices))
+    return [run.parsed_record(condition, i, r) for i, r in zip(indices, replies, strict=True)]
 
 
 def _one_request(
@@ -136,8 +150,8 @@ async def _chained(
 
 #: One trial logic per protocol kind.
 TRIALS: dict[ProtocolKind, Trial] = {
-    "single": Trial(_one_request(_send_chat), _chat_distribution),
-    "history": Trial(_one_request(_send_chat), _chat_distribution),
+    "single": Trial(_one_request(_send_chat), _chat_distribution, sample_many=_chat_many),
+    "history": Trial(_one_request(_send_chat), _chat_distribution, sample_many=_chat_many),
     "prefill": Trial(_one_request(_send_prefilled), _chat_distribution, continuation=True),
     "raw": Trial(_one_request(_send_raw), _raw_distribution, continuation=True),
     "chained": Trial(_chained, _no_distribution),

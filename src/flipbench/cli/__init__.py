@@ -1,5 +1,6 @@
 """The `flipbench` command: a thin layer over `flipbench.api`, one module per group of commands
-(`runs`: demo, run, runs, show, export; `battery`: bench, leaderboard, import)."""
+(`runs`: demo, run, show, export; `catalog`: runs, experiments, delete; `battery`: bench,
+leaderboard, import)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from typer.exceptions import TyperException
 
 # isort: off
 from flipbench.cli import runs  # first: its commands lead the help
+from flipbench.cli import catalog
 from flipbench.cli import battery
+from flipbench.cli import report as report  # registers `report` and `compare`
 
 # isort: on
+from flipbench.cli.catalog import delete_cmd, experiments_cmd, runs_cmd
 from flipbench.cli.common import ERROR_LINE_CHARS, app, out, plain
 from flipbench.cli.output import print_results
-from flipbench.cli.runs import demo, export, run, runs_cmd, show
+from flipbench.cli.runs import demo, export, run, show
 from flipbench.safety import scrub
 
 __all__ = [
-    "app", "battery", "demo", "export", "main", "out", "plain", "print_results", "run", "runs",
-    "runs_cmd", "show",
+    "app", "battery", "catalog", "delete_cmd", "demo", "experiments_cmd", "export", "main", "out",
+    "plain", "print_results", "run", "runs", "runs_cmd", "show",
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -160,6 +161,12 @@ def bench(
     out.print(plain(f"summary: {outcome.path}"))
 
 
+EMPTY_LEADERBOARD = (
+    "no benchmark in {db} yet: `flipbench bench --model MODEL` runs one (seven runs, scored out"
+    " of 100; docs/benchmark.md), then `flipbench leaderboard` ranks them"
+)
+
+
 @app.command("leaderboard")
 def leaderboard_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table | csv | markdown")] = "table",
@@ -172,6 +179,11 @@ def leaderboard_cmd(
         rows = benchmark.leaderboard(db)
     except FlipbenchError as exc:
         raise usage_failure(str(exc)) from None
+    if not rows:  # where a new user is stuck: say how to make one (stderr keeps CSV clean)
+        hint = EMPTY_LEADERBOARD.format(db=db)
+        print(hint, file=sys.stdout if fmt == "table" else sys.stderr)
+        if fmt == "table":
+            return
     header = [
         "rank",
         "model",

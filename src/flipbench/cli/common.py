@@ -15,15 +15,42 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from flipbench import __version__
 from flipbench.config import load_env_file
 from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.safety import mask_secrets, scrub, terminal_safe
 
+# Plain (click) help, not rich panels: rich's option table cuts long option names at 80
+# columns (`--max-attempts-fa…`); click's wraps the help text and keeps every name whole.
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Measure whether a language model can follow a requested probability distribution.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"flipbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(
+    epilog="Experiments, their grids and defaults: `flipbench experiments`. Runs in the journal:"
+    " `flipbench runs`. Each command's options: `flipbench COMMAND --help`."
+)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Measure whether a language model can follow a requested probability distribution."""
+
+
 # No markup or emoji codes: text from a journal, a server or the user (`[/bold]`, `[link=…]`,
 # `:smile:`) is printed as it is. Styled output is built as `Text`.
 out = Console(soft_wrap=True, markup=False, emoji=False)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from rich.table import Table
@@ -53,6 +54,11 @@ def _rows(results: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
+#: `show --format` values: the table, every number as JSON, one CSV row per condition, and the
+#: run's summary values (S, its interval, noise floor, grid coverage …) as CSV of their own.
+SHOW_FORMATS = ("table", "json", "csv", "summary-csv")
+
+
 def print_results(results: RunResults, fmt: str = "table") -> None:
     """Per condition p, rate, interval, counts (and coverage in exact mode); then S."""
     if fmt == "json":  # stored strings masked; json.dumps escapes every control character
@@ -60,13 +66,18 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         return
     rows = _rows(results)
     lo, hi = results.s_ci
-    if fmt == "csv":
-        fields = [*CSV_FIELDS, *(["coverage", "censored"] if results.run.mode == "exact" else [])]
+    if fmt in ("csv", "summary-csv"):
+        # One table per file: per-condition rows only, or the summary values only, so that
+        # neither a spreadsheet nor pandas reads an S row as a condition.
+        if fmt == "csv":
+            exact = results.run.mode == "exact"
+            fields = [*CSV_FIELDS, *(["coverage", "censored"] if exact else [])]
+        else:
+            fields, rows = SUMMARY_FIELDS, summary_rows(results)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        s_row = {"condition": "S", "rate": results.s, "ci_low": lo, "ci_high": hi}
-        for row in [*rows, s_row]:  # text cells cannot start a spreadsheet formula
+        for row in rows:  # text cells cannot start a spreadsheet formula
             writer.writerow({k: csv_cell(mask_secrets(v) if isinstance(v, str) else v)
                              for k, v in row.items()})  # fmt: skip
         print(buffer.getvalue(), end="")
@@ -96,7 +107,11 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     out.print(table)
     interval = "" if run.mode == "exact" or math.isnan(lo) else f"  95% CI [{lo:.3f}, {hi:.3f}]"
     if not math.isnan(results.s):
-        out.print(f"S = {number_text(results.s)}{interval}{_noise_text(results)}")
+        out.print(f"S = {number_text(results.s)}{partial_text(results)}{interval}"
+                  f"{_noise_text(results)}")  # fmt: skip
+    if results.partial:
+        out.print(plain(f"partial: the run is {run.display_status};"
+                        f" {results.grid_coverage.text()}"))  # fmt: skip
     if results.mostly_extrapolated:
         out.print(extrapolation_note(results))
     for line in results.lines:
@@ -106,6 +121,14 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         out.print(cost)
     if run.message:
         out.print(plain(f"note: {run.message}"))
+
+
+def partial_text(results: RunResults) -> str:
+    """Beside S of a run that did not complete: it is partial, and how much of the grid it
+    stands on (an interrupted run's S from 6 of 21 conditions is not the run's S)."""
+    if not results.partial:
+        return ""
+    return f" (partial: {results.grid_coverage.grid_share:.0%} of the grid)"
 
 
 def extrapolation_note(results: RunResults) -> str:
@@ -131,6 +154,52 @@ def _noise_text(results: RunResults) -> str:
 
 
 CSV_FIELDS = ["condition", "p", "rate", "ci_low", "ci_high", "n_valid", "n_total", "invalid_share"]
+SUMMARY_FIELDS = ["run_id", "name", "value", "ci_low", "ci_high"]
+
+
+def summary_rows(results: RunResults) -> list[dict[str, Any]]:
+    """`show --format summary-csv`: one row per run-level value (long format, so that the
+    summaries of runs of different experiments concatenate into one file): S with its interval,
+    the noise floor, the grid coverage, and the kind's own top-level numbers (S0, d, KS …)."""
+    data = results.to_dict()
+    run_id = results.run.run_id
+
+    def row(name: str, value: Any, low: Any = None, high: Any = None) -> dict[str, Any]:
+        return {"run_id": run_id, "name": name, "value": value, "ci_low": low, "ci_high": high}
+
+    s = data["S"]
+    rows = [
+        row("status", data["status"]),
+        row("S", s["value"], s["low"], s["high"]),
+        row("S_partial", data["S_partial"]),
+        *(row(key, data[key]) for key in SUMMARY_KEYS),
+        *(row(f"grid_coverage.{k}", v) for k, v in data["grid_coverage"].items()),
+    ]
+    for name, value in _summary_values(data["metrics"] or {}, "metrics"):
+        if isinstance(value, dict):
+            rows.append(row(name, value["value"], value["low"], value["high"]))
+        else:
+            rows.append(row(name, value))
+    return rows
+
+
+def _summary_values(data: dict[str, Any], prefix: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """The kind's run-level numbers, dotted (`metrics.bias.avg_pos_bias`): estimates (value,
+    low, high) and plain numbers or words. Per-condition blocks (`per_q`, `per_condition` …)
+    and lists belong to the per-condition table, not here."""
+    for key, value in data.items():
+        name = f"{prefix}.{key}"
+        estimate = isinstance(value, dict) and {"value", "low", "high"} <= set(value)
+        if estimate or (isinstance(value, int | float | str) and not isinstance(value, bool)):
+            yield name, value
+        elif isinstance(value, dict) and not key.startswith("per_") and depth < 3:
+            yield from _summary_values(value, name, depth + 1)
+
+
+SUMMARY_KEYS = (
+    "S_noise_floor", "S_corrected", "S_interval_method", "S_extrapolated_share",
+    "censored_conditions", "cost_usd", "cost_is_lower_bound",
+)  # fmt: skip
 
 
 def cost_line(results: RunResults) -> str | None:

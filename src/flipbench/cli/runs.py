@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from flipbench import api
@@ -21,11 +19,11 @@ from flipbench.cli.common import (
     usage_failure,
     user_errors,
 )
-from flipbench.cli.output import number_text, print_results, report_outcome
+from flipbench.cli.output import SHOW_FORMATS, number_text, print_results, report_outcome
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
 from flipbench.progress import note
-from flipbench.safety import clean_json
+from flipbench.tasks import EXPERIMENTS
 
 
 @app.command()
@@ -46,8 +44,8 @@ def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
     span = max(rates) - min(rates) if rates else float("nan")
     verdict = "it ignores p" if span < 0.1 else "it moves with p"
     out.print(
-        f'How to read it: the dots are P("1") for each requested p (exact next-token '
-        f'probabilities, renormalised over "0"/"1"); they span {number_text(min(rates))}–'
+        f'How to read it: the dots are P("1") for each requested p (the exact probability '
+        f'that the reply is "1", renormalised over "0"/"1"); they span {number_text(min(rates))}–'
         f"{number_text(max(rates))} while p goes 0 → 1, so {verdict}. The dashed diagonal is a "
         "perfect coin."
     )
@@ -57,24 +55,87 @@ def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
     )
 
 
+#: What `--resume` may set: how a stopped run goes on (budget, concurrency, takeover, keys,
+#: progress, journal), never what it asks; every other option would change the run.
+RESUME_OPTIONS = frozenset(
+    {
+        "experiment",
+        "resume",
+        "max_cost",
+        "max_concurrency",
+        "threads",
+        "force",
+        "env_file",
+        "progress",
+        "db",
+    }
+)
+
+
+def changed_on_resume(ctx: typer.Context) -> list[str]:
+    """The options given (on the command line or through their variable) that `--resume`
+    cannot honour: the stored run defines them, and ignoring them silently misleads."""
+    given = []
+    for param in ctx.command.params:
+        if param.name is None or param.name in RESUME_OPTIONS:
+            continue
+        source = ctx.get_parameter_source(param.name)  # typer's own click: compared by name
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.append(max(param.opts, key=len))
+    return given
+
+
 @app.command()
 def run(
-    experiment: Annotated[str | None, typer.Argument(help="experiment name")] = None,
-    model: Annotated[str, typer.Option("--model", "-m")] = "local/smollm2",
-    n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
-    grid: Annotated[str | None, typer.Option(help="named grid (default, fine, zoom…)")] = None,
+    ctx: typer.Context,
+    experiment: Annotated[
+        str | None,
+        typer.Argument(help=f"one of {', '.join(sorted(EXPERIMENTS))} (`flipbench experiments`)"),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="local/smollm2, local/<file.gguf>, openrouter/<author>/<slug> or"
+            " openai-api/<name>/<model> (docs/providers.md)",
+        ),
+    ] = "local/smollm2",
+    n: Annotated[
+        int | None,
+        typer.Option("--n", help="valid samples per condition [default: the experiment's, 100]"),
+    ] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="named grid of the experiment (`flipbench experiments` lists them)"
+            " [default: its default grid]"
+        ),
+    ] = None,
     p: Annotated[
         str | None, typer.Option("--p", help="explicit p values in percent, e.g. 10,30,49.5")
     ] = None,
     mode: Annotated[str, typer.Option(help="sample | exact")] = "sample",
     d: Annotated[int | None, typer.Option("--d", help="flips per reply (d-flips)")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[int | None, typer.Option()] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="always sent [default: the experiment's, 1.0]")
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(help="reply budget [default: the experiment's; at least 1024 on API models]"),
+    ] = None,
     prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
     system_prompt: Annotated[str | None, typer.Option()] = None,
     constrained: Annotated[bool, typer.Option(help="enforce the answer space")] = False,
     max_concurrency: Annotated[
         int | None, typer.Option(help="requests in flight (default 4 local, 64 API)")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads of a local model (fewer when other processes share the cores)"
+            " [default: the cores this process may use]; not for API models"
+        ),
     ] = None,
     max_attempts_factor: Annotated[float, typer.Option(help="attempt cap, × N")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="base of per-sample seeds")] = None,
@@ -100,8 +161,17 @@ def run(
     env_file: Annotated[
         Path | None, typer.Option(help=".env file with API keys (the environment wins)")
     ] = None,
-    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="continue run ID")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="name the run [default: date-experiment-hex]")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="continue run ID as it was started (only --max-cost, --max-concurrency,"
+            " --threads, --force, --env-file may be given with it)",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -118,16 +188,20 @@ def run(
         if resume is not None:
             if experiment is not None:
                 raise FlipbenchError("--resume continues a stored run; give no experiment")
+            if changed := changed_on_resume(ctx):
+                raise FlipbenchError(
+                    f"--resume continues run {resume} as it was started; {', '.join(changed)}"
+                    f" would change it (a resume takes only --max-cost, --max-concurrency,"
+                    f" --threads, --force, --env-file and --db); start a new run to change them"
+                )
             outcome = api.resume_run(
                 resume, db, progress=progress, max_cost=max_cost, notify=note,
-                max_concurrency=max_concurrency, force=force,
+                max_concurrency=max_concurrency, force=force, threads=threads,
             )  # fmt: skip
         else:
             if force:
                 raise FlipbenchError("--force applies to --resume ID only")
             if experiment is None:
-                from flipbench.tasks import EXPERIMENTS
-
                 known = ", ".join(EXPERIMENTS)
                 raise FlipbenchError(f"name an experiment ({known}) or pass --resume ID")
             if mode not in ("sample", "exact"):
@@ -146,6 +220,7 @@ def run(
                 system_prompt=system_prompt,
                 constrained=constrained,
                 max_concurrency=max_concurrency,
+                threads=threads,
                 max_attempts_factor=max_attempts_factor,
                 seed=seed,
                 max_cost=max_cost,
@@ -161,41 +236,24 @@ def run(
     report_outcome(outcome)
 
 
-@app.command("runs")
-def runs_cmd(
-    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
-    db: DbOption = Path(DEFAULT_DB),
-) -> None:
-    """List the runs in the journal."""
-    try:
-        if fmt not in ("table", "json"):
-            raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
-        rows = api.list_runs(db)
-    except FlipbenchError as exc:
-        raise usage_failure(str(exc)) from None
-    fields = ("run_id", "experiment", "model", "mode", "display_status", "created_at")
-    if fmt == "json":
-        listing = [{f.removeprefix("display_"): getattr(r, f) for f in fields} for r in rows]
-        print(json.dumps(clean_json(listing), indent=2))
-        return
-    table = Table()
-    for name in ("id", "experiment", "model", "mode", "status", "created"):
-        table.add_column(name)
-    for r in rows:
-        table.add_row(*(plain(getattr(r, f)) for f in fields))
-    out.print(table)
-
-
 @app.command()
 def show(
     run_id: Annotated[str, typer.Argument(help="run id (see `flipbench runs`)")],
-    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table | json (every number) | csv (one row per condition) | summary-csv (S,"
+            " its interval, noise floor, grid coverage: one row per value)",
+        ),
+    ] = "table",
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Per-condition rates with 95 % intervals, then S."""
+    """Per-condition rates with 95 % intervals, then S (labelled partial, with the share of the
+    grid it stands on, when the run did not complete)."""
     try:
-        if fmt not in ("table", "csv", "json"):
-            raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or json)")
+        if fmt not in SHOW_FORMATS:
+            raise FlipbenchError(f"unknown format {fmt!r} (use {', '.join(SHOW_FORMATS)})")
         results = api.run_results(run_id, db)
     except FlipbenchError as exc:
         raise usage_failure(str(exc)) from None

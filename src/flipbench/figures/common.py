@@ -24,7 +24,12 @@ from cycler import cycler
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MultipleLocator, PercentFormatter
+from matplotlib.ticker import (
+    AutoMinorLocator,
+    MaxNLocator,
+    MultipleLocator,
+    PercentFormatter,
+)
 from matplotlib.typing import RcKeyType
 from numpy.typing import ArrayLike
 
@@ -111,20 +116,47 @@ def s_text(s: float, ci: tuple[float, float] | None = None) -> str:
 def percent_axis(
     ax: Axes, which: Literal["x", "y", "both"] = "both", lo: float = 0.0, hi: float = 1.0
 ) -> None:
-    """Fractions drawn as labelled percentages, with a little room so points at 0/1 show."""
+    """Fractions drawn as labelled percentages, with a little room so points at 0/1 show. A
+    narrow range (a zoom grid) gets finer ticks, with as many decimals as they need."""
     span = hi - lo
-    major = 0.2 if span > 0.7 else 0.1
-    pad = 0.02 * span
+    pad = (0.02 if span > 0.3 else 0.06) * span
     axes = [ax.xaxis, ax.yaxis] if which == "both" else [ax.xaxis if which == "x" else ax.yaxis]
     for axis in axes:
-        axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-        axis.set_major_locator(MultipleLocator(major))
-        axis.set_minor_locator(MultipleLocator(major / 2))
+        if span > 0.3:
+            major = 0.2 if span > 0.7 else 0.1
+            axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+            axis.set_major_locator(MultipleLocator(major))
+            axis.set_minor_locator(MultipleLocator(major / 2))
+        else:  # decimals=None: as many as the view range needs (49.7 %, 49.99 %)
+            axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+            axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+            axis.set_minor_locator(AutoMinorLocator(2))
     if which in ("both", "x"):
         ax.set_xlim(lo - pad, hi + pad)
     if which in ("both", "y"):
         ax.set_ylim(lo - pad, hi + pad)
     ax.grid(which="minor", alpha=0.1)
+
+
+#: A grid spanning less than this share of [0, 1] gets an axis of its own, not the full 0–100 %.
+ZOOM_BELOW = 0.5
+
+
+def fitted_range(
+    values: Sequence[float], *, must_hold: Sequence[float] = ()
+) -> tuple[float, float]:
+    """The range of an axis of fractions: [0, 1] when the values spread over half of it or
+    more (the paper's look), else just around them (a zoom grid at 45–55 % or 49.7–50.3 %
+    would otherwise be a smear in the middle of the full axis). `must_hold` widens it."""
+    finite = [v for v in (*values, *must_hold) if math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    if hi - lo >= ZOOM_BELOW:
+        return 0.0, 1.0
+    if hi - lo < 1e-9:  # a single point: a small window around it
+        lo, hi = lo - 0.05, hi + 0.05
+    return max(lo, 0.0), min(hi, 1.0)
 
 
 _FRAME = {"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.95}

@@ -52,16 +52,57 @@ def run_note(results: RunResults) -> str:
     return f"invalid {invalid}/{total} ({invalid / total:.1%})" if total else ""
 
 
+def _settings(results: RunResults) -> dict[str, str]:
+    experiment, run = results.experiment, results.run
+    settings = {"grid": experiment.grid}
+    if run.mode != "exact":  # one forward pass per condition: no N
+        settings["N"] = str(experiment.n)
+    settings["T"] = f"{experiment.temperature:g}"
+    if run.config.get("constrained"):
+        settings["constrained"] = "yes"
+    return settings
+
+
+def _settings_text(settings: dict[str, str]) -> str:
+    return " · ".join(
+        "constrained" if k == "constrained" else f"grid {v}" if k == "grid" else f"{k} = {v}"
+        for k, v in settings.items()
+    )
+
+
+def run_settings(results: RunResults) -> str:
+    """Grid, N and T (`grid zoom · N = 100 · T = 1`): with the mode, what decides whether two
+    runs' figures can be compared. N is left out in exact mode."""
+    return _settings_text(_settings(results))
+
+
 def run_title(results: RunResults) -> str:
-    """Experiment (with D where it varies), model and mode: what tells two figures apart; and
-    a warning when S is mostly r held flat beyond the grid (then not comparable)."""
+    """Experiment (with D where it varies), model and mode; then grid, N and T: what tells two
+    figures apart. A run that did not complete says so (its curve is partial), and an S that is
+    mostly r held flat beyond the grid is flagged (then not comparable)."""
     name = results.run.experiment
     if "D" in results.experiment.params:  # D flips per reply or turns: it tells runs apart
         name += f" (D = {results.experiment.d})"
-    title = f"{name} · {results.run.model} · {results.run.mode}"
+    title = f"{name} · {results.run.model} · {results.run.mode}\n{run_settings(results)}"
+    if results.partial:
+        title += f" · partial ({results.grid_coverage.grid_share:.0%} of the grid)"
     if results.mostly_extrapolated:
         title += f" · S {results.s_extrapolated_share:.0%} extrapolated"
     return title
+
+
+def overlay_title(runs: Sequence[RunResults]) -> str:
+    """The experiment and modes, then each setting once: its value when the runs share it, else
+    every value (`N = 100/1000`), so that an overlay never hides that its runs differ."""
+    merged: dict[str, list[str]] = {}
+    for r in runs:
+        for key, value in _settings(r).items():
+            merged.setdefault(key, [])
+            if value not in merged[key]:
+                merged[key].append(value)
+    modes = "/".join(dict.fromkeys(r.run.mode for r in runs))
+    settings = _settings_text({k: "/".join(v) for k, v in merged.items()})
+    return f"{runs[0].run.experiment} · {modes}\n{settings}"
 
 
 def response_curve(
@@ -100,5 +141,5 @@ def overlay_curves(
     series = [s for r, label in zip(runs, labels, strict=True) if (s := run_series(r, label))]
     if not series:
         return []
-    title = runs[0].run.experiment
+    title = overlay_title(runs)
     return response_curves(series, out_dir, stem, title=title, xlabel=axes[0], ylabel=axes[1])

@@ -32,6 +32,7 @@ from flipbench.figures.common import (
     corner_box,
     error_lengths,
     figure_legend_below,
+    fitted_range,
     legend_below,
     percent_axis,
     s_text,
@@ -172,13 +173,20 @@ def _curves(
             for i, one in enumerate(series):
                 last = emphasize_last and i == len(series) - 1
                 _draw_series(ax, one, emphasis=last, label=one.legend_label)
+        xs = [float(v) for one in series for v in one.x]
+        rs = [float(v) for one in series for v in one.r]
+        bounds = [float(v) for one in series for b in (one.lo, one.hi) if b is not None for v in b]
+        # The axes fit the grid; y also holds the diagonal over it and every rate and bound.
+        x_lo, x_hi = fitted_range(xs)
+        y_lo, y_hi = fitted_range(rs, must_hold=[x_lo, x_hi, *bounds])
         if box:
-            xs = [float(v) for one in series for v in one.x]
-            rs = [float(v) for one in series for v in one.r]
-            corner_box(ax, box, upper_left_is_emptier(xs, rs))
+            fx = [(x - x_lo) / (x_hi - x_lo) for x in xs]  # corners in axes fractions
+            fy = [(r - y_lo) / (y_hi - y_lo) for r in rs]
+            corner_box(ax, box, upper_left_is_emptier(fx, fy))
         longest = max(len(one.legend_label) for one in series)
         legend_below(ax, ncol=3 if single else (1 if longest > 32 else 2))
-        percent_axis(ax)
+        percent_axis(ax, "x", x_lo, x_hi)
+        percent_axis(ax, "y", y_lo, y_hi)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if title:

@@ -142,6 +142,9 @@ class Backend(ABC):
     tasks_per_slot: ClassVar[int] = 1
     # Print calls and estimated cost before running (API backends, where calls cost money).
     prints_plan: ClassVar[bool] = False
+    # The model runs on this machine's CPU, so `--threads` applies (API backends refuse it) and
+    # the plan estimates the run's time from the embedded model's measured rates (`plan`).
+    uses_cpu_threads: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -202,6 +205,18 @@ class Backend(ABC):
     @abstractmethod
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
         """One sampled reply."""
+
+    def completions_per_request(self, settings: SampleSettings) -> int:
+        """How many independent completions one request may carry (`sample_many`); 1 where
+        the endpoint or its billing makes one reply per request the safe shape."""
+        return 1
+
+    async def sample_many(
+        self, messages: Sequence[Message], settings: SampleSettings, count: int
+    ) -> list[Reply]:
+        """`count` sampled replies to the same messages (one each, unless the backend can ask
+        for several completions in one request)."""
+        return [await self.sample(messages, settings) for _ in range(count)]
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
         """The next-token log-probabilities of every answer (exact mode)."""

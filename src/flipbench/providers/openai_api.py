@@ -44,6 +44,7 @@ from flipbench.providers.openai_compat import (
     reported_cost,
     to_reply,
 )
+from flipbench.providers.reach import check_reachable
 from flipbench.providers.replies import flag_cache_hit
 from flipbench.safety import clean_url, register_secret
 
@@ -129,8 +130,21 @@ class OpenAICompatibleBackend(Backend):
             "https://api.openai.com/v1" if name == "openai" else None
         )
         if base is None:
-            raise FlipbenchError(f"set {env}_BASE_URL to the server's /v1 URL for {model}")
+            raise FlipbenchError(
+                f"set {env}_BASE_URL to the server's /v1 URL for {model} (in the environment,"
+                " or in a .env file passed with --env-file)"
+            )
         return base, _env(f"{env}_API_KEY"), remote
+
+    @property
+    def url_variable(self) -> str:
+        """The variable that sets this backend's endpoint, for error lines."""
+        return f"{self.model.split('/')[1].upper().replace('-', '_')}_BASE_URL"
+
+    async def preflight(self) -> None:
+        """A dead endpoint is one line naming the URL, in seconds, before a run is created."""
+        hint = f" (check {self.url_variable}, or start the server)"
+        await check_reachable(self.base_url, self.service, hint=hint)
 
     @classmethod
     def validate(cls, model: str) -> None:
@@ -371,8 +385,13 @@ class OpenRouterBackend(OpenAICompatibleBackend):
     def service(self) -> str:
         return "OpenRouter"
 
+    @property
+    def url_variable(self) -> str:
+        return "OPENROUTER_BASE_URL"
+
     async def preflight(self) -> None:
         """A name missing from a readable catalogue is a typo: say so before any paid call."""
+        await super().preflight()
         if await self.catalogue_entry() is None and self._catalogue_ids:
             close = difflib.get_close_matches(self.remote_model, self._catalogue_ids, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -385,5 +404,8 @@ class OpenRouterBackend(OpenAICompatibleBackend):
             raise FlipbenchError(f"model {model!r} must look like openrouter/<author>/<slug>")
         key = _env("OPENROUTER_API_KEY")
         if key is None:
-            raise FlipbenchError("OPENROUTER_API_KEY is not set; export it in the environment")
+            raise FlipbenchError(
+                "OPENROUTER_API_KEY is not set; export it, or put it in a .env file and pass"
+                " --env-file FILE"
+            )
         return _env("OPENROUTER_BASE_URL") or OPENROUTER_URL, key, parts[1]

@@ -12,11 +12,14 @@ an exception, because a paid reply must be journaled whatever it looks like. The
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 
 from flipbench.providers.base import Reply
 from flipbench.providers.replies import (
@@ -117,8 +120,13 @@ class ChatClient:
             await self._session.close()
             self._session = None
 
-    async def post(self, body: dict[str, Any], endpoint: str = CHAT) -> Exchange:
-        """One round trip to `<base>/<endpoint>`; failures come back inside the Exchange."""
+    async def post(
+        self, body: dict[str, Any], endpoint: str = CHAT, *, bulk: bool = False
+    ) -> Exchange:
+        """One round trip to `<base>/<endpoint>`; failures come back inside the Exchange.
+
+        `bulk` (for a trusted server's large, flat replies: a whole-vocabulary list is 4.6 MB)
+        parses with orjson and keeps no text: 0.09 s against 0.6 s for the checked path."""
         assert self._session is not None, "ChatClient.start() was not called"
         url = f"{self.base_url}/{endpoint}"
         started = time.perf_counter()
@@ -131,6 +139,15 @@ class ChatClient:
             return Exchange(
                 body, None, {}, None, None, exc, time.perf_counter() - started,
                 service=self.service, endpoint=endpoint,
+            )  # fmt: skip
+        if bulk and self.trusted and not cut:
+            try:
+                bulk_data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                bulk_data = None
+            return Exchange(
+                body, status, headers, None, bulk_data, None, time.perf_counter() - started,
+                service=self.service, trusted=True, endpoint=endpoint,
             )  # fmt: skip
         text = raw.decode("utf-8", errors="replace")
         data = None if cut else parse_json(text)
@@ -164,3 +181,24 @@ class ChatClient:
     async def reply(self, body: dict[str, Any], endpoint: str) -> Reply:
         exchange = await self.post(body, endpoint)
         return to_reply(exchange, exchange.failure())
+
+    async def replies(self, body: dict[str, Any], endpoint: str, count: int) -> list[Reply]:
+        """One request for `count` completions (`n`), read as one Reply per choice (each
+        stores the response with its own choice only). A failed or unreadable request is the
+        same failure for every completion it held; a choice the server did not return is an
+        unreadable reply of its own."""
+        exchange = await self.post(body, endpoint)
+        failure = exchange.failure()
+        data = exchange.data
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if failure is not None or not isinstance(data, dict) or not isinstance(choices, list):
+            first = to_reply(exchange, failure)
+            return [first, *(copy.copy(first) for _ in range(count - 1))]
+        out = []
+        for i in range(count):
+            part = {**data, "choices": choices[i : i + 1]}
+            one = dataclasses.replace(exchange, data=part if i < len(choices) else None)
+            reply = to_reply(one, None)
+            reply.meta["choice"] = [i, count]
+            out.append(reply)
+        return out

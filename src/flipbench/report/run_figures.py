@@ -17,7 +17,9 @@ from flipbench.kinds import get_kind
 from flipbench.results import RunResults, compute_results
 from flipbench.store import Journal
 
-__all__ = ["figures_for", "figures_for_run", "overlay_figures", "overlay_figures_for_runs"]
+__all__ = [
+    "figures_for", "figures_for_run", "overlay_figures", "overlay_figures_for_runs", "run_labels",
+]  # fmt: skip
 
 
 def figures_for_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
@@ -57,7 +59,7 @@ def overlay_figures(results: Sequence[RunResults], out_dir: Path, stem: str) -> 
     runs = [r for r in results if has_answers(r)]
     if not runs:
         return []
-    return get_kind(runs[0].experiment.kind).overlay(runs, _labels(runs), out_dir, stem)
+    return get_kind(runs[0].experiment.kind).overlay(runs, run_labels(runs), out_dir, stem)
 
 
 def _check_same_experiment(results: Sequence[RunResults]) -> None:
@@ -69,7 +71,7 @@ def _check_same_experiment(results: Sequence[RunResults]) -> None:
         raise ValueError(f"cannot overlay runs of different experiments: {shown}")
 
 
-def _labels(runs: Sequence[RunResults]) -> list[str]:
+def run_labels(runs: Sequence[RunResults]) -> list[str]:
     """Model names; D added when it differs between runs, the run id when names still clash."""
     labels = [r.run.model for r in runs]
     if len({r.experiment.d for r in runs}) > 1:

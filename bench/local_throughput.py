@@ -1,0 +1,133 @@
+"""Sampled throughput on the embedded model: flipbench against the raw llama.cpp ceiling.
+
+Three numbers, measured one after the other in this process (ratios are what to compare
+across machines; absolute rates are noisy on shared 2-core machines):
+
+* **today's shape** (before issue 12): one completion per request, the answers enforced with a
+  grammar, 4 slots, 4 requests in flight;
+* **the raw ceiling**: the same server driven with bare aiohttp, one-token answers restricted
+  with `logit_bias` and `max_tokens` 1, `n` completions per request; the best of a few
+  (slots, n, in-flight) shapes;
+* **flipbench**: a constrained single-flip run through the runner and journal (the model
+  already loaded), samples journaled per second.
+
+All three sample the same distribution (the next token renormalised over "0" and "1").
+
+    .venv/bin/python bench/local_throughput.py [--samples 1600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from flipbench.progress import SilentReporter
+from flipbench.providers.local import COMPLETIONS_PER_REQUEST, LocalBackend, resolve_gguf
+from flipbench.runner import Runner, RunSettings
+from flipbench.store import Journal
+from flipbench.tasks import get_experiment
+
+PROMPT = (
+    'I\'d like you to flip a biased coin that returns "1" 30% of the time and "0" 70% of the'
+    " time. Please return a 1 token response simulating a single flip."
+)
+NEUTRAL = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+GRAMMAR = 'root ::= answer\nanswer ::= "0" | "1"'
+# (slots, completions per request, requests in flight) tried for the ceiling.
+CEILING_SHAPES = ((16, 16, 1), (32, 8, 4), (32, 16, 2), (48, 16, 3))
+
+
+def _server(slots: int) -> Any:
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(resolve_gguf("local/smollm2"))
+    params.n_parallel = slots
+    params.n_ctx = 2048 * slots
+    params.warmup = False
+    params.verbosity = -1
+    return xllamacpp.Server(params)
+
+
+async def _rate(url: str, body: dict[str, Any], in_flight: int, total: int) -> float:
+    """Completions per second until `total` have come back."""
+    done = 0
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            nonlocal done
+            while done < total:
+                async with session.post(url, json=body) as resp:
+                    data = await resp.json()
+                done += len(data["choices"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return done / (time.perf_counter() - started)
+
+
+async def _raw(slots: int, body: dict[str, Any], in_flight: int, total: int) -> float:
+    server = _server(slots)
+    url = str(server.listening_address).rstrip("/") + "/v1/chat/completions"
+    await _rate(url, body, in_flight, 2 * in_flight)  # warm the slots
+    rate = await _rate(url, body, in_flight, total)
+    del server
+    return rate
+
+
+async def _flipbench(samples: int) -> float:
+    experiment = get_experiment("single-flip").resolve(p_values=["30"], n=samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp) / "bench.db")
+        journal.create_run(
+            run_id="r", experiment=experiment.name, model="local/smollm2", mode="sample",
+            config={}, definition=experiment.model_dump(mode="json"),
+            definition_hash=experiment.definition_hash(), versions={},
+        )  # fmt: skip
+        backend = LocalBackend("local/smollm2")
+        await backend.start(concurrency=4, exact=False)
+        try:
+            settings = RunSettings("sample", 4, True, 2.0, 2026)
+            runner = Runner(journal, "r", experiment, backend, settings, SilentReporter())
+            started = time.perf_counter()
+            await runner.run()
+            elapsed = time.perf_counter() - started
+        finally:
+            await backend.close()
+        valid = sum(1 for r in journal.samples("r") if r["valid"])
+        journal.close()
+    return valid / elapsed
+
+
+async def main(samples: int) -> None:
+    messages = [{"role": "user", "content": PROMPT}]
+    today = await _raw(4, {"messages": messages, **NEUTRAL, "max_tokens": 16, "grammar": GRAMMAR},
+                       4, max(200, samples // 8))  # fmt: skip
+    print(f"today's shape (grammar, n 1, 4 slots, 4 in flight): {today:7.1f} samples/s")
+    best, best_shape = 0.0, CEILING_SHAPES[0]
+    for slots, n, in_flight in CEILING_SHAPES:
+        body = {"messages": messages, **NEUTRAL, "max_tokens": 1, "n": n,
+                "logit_bias": [[32, 100.0], [33, 100.0]]}  # fmt: skip
+        rate = await _raw(slots, body, in_flight, samples)
+        print(
+            f"raw: logit_bias, n {n:2}, {slots} slots, {in_flight} in flight: {rate:7.1f} samples/s"
+        )
+        if rate > best:
+            best, best_shape = rate, (slots, n, in_flight)
+    ours = await _flipbench(samples)
+    shape = f"n {COMPLETIONS_PER_REQUEST}, {4 * COMPLETIONS_PER_REQUEST} slots"
+    print(f"flipbench ({shape}, journaled): {ours:7.1f} samples/s")
+    print(f"flipbench / raw ceiling {best_shape}: {ours / best:.2f}x (target >= 0.8)")
+    print(f"flipbench / today's shape: {ours / today:.1f}x (target >= 5)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1600)
+    asyncio.run(main(parser.parse_args().samples))

@@ -1,0 +1,171 @@
+"""`flipbench report` (one self-contained HTML file) and `flipbench compare` (runs of one
+experiment side by side): reading commands, registered on the one `app` of `flipbench.cli`.
+
+Both only read the journal. What they write goes next to it, under `flipbench-runs/` (or where
+`--out` says); the paths are printed, as `run` prints its figures.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from flipbench import api, benchmark
+from flipbench.benchmark_models import BenchmarkSummary
+from flipbench.cli.common import DbOption, app, out, plain, user_errors
+from flipbench.config import DEFAULT_DB
+from flipbench.errors import FlipbenchError
+from flipbench.report.samples import DEFAULT_SAMPLES
+from flipbench.safety import clean_json
+from flipbench.store import Journal, validate_run_id
+
+if TYPE_CHECKING:
+    from flipbench.report.compare import Comparison
+
+__all__ = ["compare", "report"]
+
+
+def _expand(db: Path, ids: list[str]) -> tuple[list[str], list[BenchmarkSummary]]:
+    """Run ids as given; a benchmark id (`flipbench bench`) stands for its runs and adds its
+    score table."""
+    runs = {r.run_id for r in api.list_runs(db)}
+    run_ids: list[str] = []
+    summaries = []
+    for given in ids:
+        if given in runs:
+            run_ids.append(given)
+            continue
+        try:
+            members = benchmark.runs_of(db, given)
+        except FlipbenchError:
+            raise FlipbenchError(
+                f"no run or benchmark {given!r} in {db} (see `flipbench runs`)"
+            ) from None
+        run_ids.extend(r.run_id for r in members)
+        summaries.append(benchmark.summarize(db, given))
+    return list(dict.fromkeys(run_ids)), summaries
+
+
+def _default_report_path(db: Path, ids: list[str]) -> Path:
+    """One run or benchmark: its own folder; several: a dated file under `reports/`."""
+    if len(ids) == 1:
+        return api.run_dir(db, ids[0]) / "report.html"
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return db.resolve().parent / "flipbench-runs" / "reports" / f"report-{stamp}.html"
+
+
+@app.command()
+def report(
+    ids: Annotated[list[str], typer.Argument(help="run ids or a benchmark id")],
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file (default: next to the run)")
+    ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(help="replies per condition in the browser, valid and invalid each (-1: all)"),
+    ] = DEFAULT_SAMPLES,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="overlay runs of one experiment whose definitions differ"),
+    ] = False,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Write one self-contained HTML report (figures, tables, settings, replies) of runs."""
+    from flipbench.report.html import write_report  # matplotlib and jinja2 load only here
+
+    with user_errors():
+        if samples < -1:
+            raise FlipbenchError("--samples must be -1 (all) or a count ≥ 0")
+        run_ids, summaries = _expand(db, ids)
+        path = output or _default_report_path(db, ids)
+        if path.is_dir():
+            raise FlipbenchError(f"--out {path} is a folder; name the HTML file")
+        written = write_report(
+            db, run_ids, path, benchmarks=summaries, samples=samples, force=force
+        )
+    out.print(plain(f"report: {written}"))
+
+
+def _print_comparison(comparison: Comparison) -> None:
+    table = comparison.table
+    grid = Table(title=plain(f"{comparison.results[0].run.experiment}: runs side by side"))
+    flips = comparison.results[0].experiment.builder_kind == "flip"
+    grid.add_column("p %" if flips else "condition")
+    for label in table.labels:
+        grid.add_column(plain(label), justify="right")
+    for (_, value), row in zip(table.conditions, table.cells, strict=True):
+        grid.add_row(plain(value), *(plain(c.text() if c else "—") for c in row))
+    grid.add_section()
+    for name, texts in table.summary:
+        grid.add_row(plain(name), *map(plain, texts))
+    out.print(grid)
+    for d in comparison.differences:
+        out.print(plain(f"{'differs (forced)' if d.blocking else 'note'}: {d.line()}"))
+
+
+@app.command()
+def compare(
+    ids: Annotated[list[str], typer.Argument(help="run ids of one experiment")],
+    paper: Annotated[
+        bool,
+        typer.Option("--paper", help="add the imported paper runs with the same definition"),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="compare runs whose definitions differ")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="folder for the figures (default flipbench-runs/compare)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="file name stem of the figures")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="also write an HTML report of these runs here")
+    ] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Overlay runs of one experiment (the imported paper runs too) in one figure, and show
+    their rates and S side by side; runs whose definitions differ are refused unless --force."""
+    from flipbench.report.compare import compare_runs, paper_runs_for  # matplotlib loads here
+    from flipbench.report.html import write_report
+
+    with user_errors():
+        if fmt not in ("table", "json"):
+            raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
+        run_ids = list(ids)
+        if paper:
+            with Journal(db, create=False) as journal:
+                first = journal.get_run(run_ids[0])
+                run_ids += [r for r in paper_runs_for(journal, first) if r not in run_ids]
+        if len(run_ids) < 2:
+            raise FlipbenchError("compare needs at least two runs (or one and --paper)")
+        stem = name or f"compare-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        validate_run_id(stem, "--name")
+        folder = out_dir or db.resolve().parent / "flipbench-runs" / "compare"
+        with Journal(db, create=False) as journal:
+            comparison = compare_runs(journal, run_ids, folder, stem, force=force)
+        written = None
+        if html is not None:
+            written = write_report(db, run_ids, html, force=force)
+    if fmt == "json":
+        view = {
+            **comparison.table.to_json(),
+            "differences": [
+                {"field": d.field, "values": d.values, "blocking": d.blocking}
+                for d in comparison.differences
+            ],
+            "figures": [str(p) for p in comparison.figures],
+        }
+        print(json.dumps(clean_json(view), indent=2, allow_nan=False))
+        return
+    _print_comparison(comparison)
+    for path in comparison.figures:
+        if path.suffix == ".png":
+            out.print(plain(f"figure: {path}"))
+    if written is not None:
+        out.print(plain(f"report: {written}"))

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flipbench.config import RunConfig
-from flipbench.errors import FlipbenchError
 from flipbench.progress import SilentReporter
 from flipbench.providers.base import Message, Reply, SampleSettings, exact_distribution
 from flipbench.providers.local import LlamaNextTokens, LocalBackend
@@ -375,10 +374,7 @@ def test_the_runner_journals_renormalised_rates_coverage_and_the_forms(tmp_path:
 
 
 def test_local_exact_mode_reads_whole_answers_unless_the_first_token_is_asked_for() -> None:
-    try:
-        plain = LocalBackend.from_config(RunConfig(model="local/smollm2", mode="exact"))
-    except FlipbenchError:
-        pytest.skip("the embedded model is not installed")
+    plain = LocalBackend.from_config(RunConfig(model="local/smollm2", mode="exact"))
     assert isinstance(plain, LocalBackend) and not plain.first_token
     config = RunConfig(model="local/smollm2", mode="exact", first_token=True,
                        experiment="business")  # fmt: skip

@@ -232,15 +232,21 @@ class CostTotal:
         self.uncounted += flagged and not counted
 
 
-def _cost_flag(meta_json: str | None) -> str | None:
-    """The provider's flag on a reply's reported cost, if any (never raises)."""
-    if not meta_json or "cost_flag" not in meta_json:
+def _meta_field(meta_json: Any, key: str) -> Any:
+    """`meta[key]` of a row's meta JSON, or None (the JSON is parsed only when the key's name
+    occurs in it: most rows carry neither flag; never raises)."""
+    if not isinstance(meta_json, str) or f'"{key}"' not in meta_json:
         return None
     try:
         meta = json.loads(meta_json)
     except (ValueError, RecursionError):
         return None
-    flag = meta.get("cost_flag") if isinstance(meta, dict) else None
+    return meta.get(key) if isinstance(meta, dict) else None
+
+
+def _cost_flag(meta_json: str | None) -> str | None:
+    """The provider's flag on a reply's reported cost, if any (never raises)."""
+    flag = _meta_field(meta_json, "cost_flag")
     return str(flag) if flag else None
 
 
@@ -261,13 +267,7 @@ def _probs(probs_json: Any) -> dict[str, float] | None:
 def _censored_bounds(meta_json: Any, first: str) -> tuple[float, float] | None:
     """[low, high] of the first answer's rate of a censored exact row (`meta.censored`, written
     by the runner); None when the row is not censored. Unreadable bounds are [0, 1]."""
-    if not isinstance(meta_json, str) or '"censored"' not in meta_json:
-        return None
-    try:
-        meta = json.loads(meta_json)
-    except (ValueError, RecursionError):
-        return None
-    censored = meta.get("censored") if isinstance(meta, dict) else None
+    censored = _meta_field(meta_json, "censored")
     if not isinstance(censored, dict):
         return None
     bounds = censored.get("bounds")

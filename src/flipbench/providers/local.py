@@ -259,8 +259,8 @@ class LocalBackend(Backend):
             return None
         if answers not in self._answer_tokens:
             found: list[int] | None = []
+            model = LlamaNextTokens(self._native_client(), self._n_vocab)
             for answer in answers:
-                model = LlamaNextTokens(self._native_client(), self._n_vocab)
                 try:
                     tokens = await model.tokenize(answer, add_special=False)
                 except ReadingFailed:

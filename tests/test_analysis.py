@@ -75,8 +75,11 @@ def test_ternary_areas_and_kl() -> None:
     assert areas["S1"]["value"] == pytest.approx(1.0)
     assert areas["S0"]["value"] == pytest.approx(0.18 / 0.43)
     assert areas["S2"]["value"] == pytest.approx(0.18 / 0.43)
-    # Every answer is "1": a redraw of each condition gives the same, so the interval is a point.
-    assert areas["S1"]["low"] == areas["S1"]["high"] == pytest.approx(1.0)
+    # Every answer is "1": a redraw of each condition gives the same, so the percentile part of
+    # the interval is a point; the bias-aware part (redraws nearest the target) moves it only
+    # by the Monte Carlo noise of that bias (bootstrap.hull_interval).
+    assert areas["S1"]["low"] <= 1.0 <= areas["S1"]["high"]
+    assert areas["S1"]["high"] - areas["S1"]["low"] < 0.01
     assert result.metrics.to_json()["per_q"]["20"]["kl"] is not None
     assert math.isnan(result.s)
 

@@ -202,14 +202,16 @@ def test_bench_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~6 min alone on 2 cores (2,100 sampled two-flip replies dominate)
+@pytest.mark.timeout(1800)  # ~5 min alone on 2 cores (word-bias whole answers, d-flips, games)
 def test_bench_on_the_embedded_model_offline(tmp_path: Path) -> None:
     """The acceptance run: exact mode where possible, the games sampled (they reason, then
     choose), the summary validates, resume adds nothing to what is complete. SmolLM2 rarely ends
     a game reply with a choice, so the games are bounded here (2 answers, 2 attempts per
-    condition, 160 tokens a reply): their runs end incomplete and the summary says so."""
+    condition, 160 tokens a reply): their runs end incomplete and the summary says so. The one
+    sampled non-game part (two flips in one reply) takes N = 30 instead of 100: 630 replies."""
     proc = flipbench(
-        "bench", "--db", "j.db", "--no-progress", "--game-n", "2", "--game-max-tokens", "160",
+        "bench", "--db", "j.db", "--no-progress", "--n", "30", "--game-n", "2",
+        "--game-max-tokens", "160",
         "--max-attempts-factor", "1", cwd=tmp_path, timeout=RUN_TIMEOUT * 5,
     )  # fmt: skip
     assert_ok(proc)

@@ -16,12 +16,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cli_helpers import RUN_TIMEOUT, assert_ok, flipbench
 from fault_helpers import BODY, one
 
 from flipbench.api import start_run
 from flipbench.config import RunConfig
+from flipbench.metrics import step_likeness, step_likeness_bounds
 from flipbench.providers.base import Reply, exact_distribution
 from flipbench.providers.censoring import Censoring, SharedToken
 from flipbench.providers.openai_api import OpenRouterBackend
@@ -228,9 +230,23 @@ def test_acceptance_an_exact_run_shows_a_hidden_answer_as_censored_not_zero(
         assert rows[key]["censored"] is False and rows[key]["rate"] == pytest.approx(p)
     assert data["censored_conditions"] == 2
     assert data["S"]["value"] is None and data["metrics"]["S"]["value"] is None
+    # S only bounded: its least and most over the censored rates' bounds, with the true curve
+    # r = p inside; no noise floor and no noise-corrected S (exact rates, only bounded).
+    p = [0.15, 0.3, 0.4, 0.45, 0.55, 0.7, 0.85]
+    lows = [0.0, 0.3, 0.4, 0.45, 0.55, 0.7, 0.85 / 1.05]
+    highs = [0.2 / 1.05, 0.3, 0.4, 0.45, 0.55, 0.7, 1.0]
+    s_low, s_high = step_likeness_bounds(p, lows, highs)
+    assert (data["S"]["low"], data["S"]["high"]) == pytest.approx((s_low, s_high))
+    assert data["metrics"]["S"]["low"] == pytest.approx(s_low)
+    assert s_low <= step_likeness(p, p) <= s_high and s_low < s_high
+    assert data["S_noise_floor"] is None and data["S_corrected"] is None
+    assert data["metrics"]["S_noise_floor"] is None and data["metrics"]["S_corrected"] is None
+    assert data["S_interval_method"] == "bounds (censored exact rates)"
     table = shown["table"].stdout
     assert "≤0.190*" in table and "≥0.810*" in table and "S =" not in table
     assert "censored (*): 2 of 7 conditions" in table
+    assert f"S ∈ [{s_low:.3f}, {s_high:.3f}]" in " ".join(table.split())
+    assert "noise floor at" not in table
     csv_rows = list(csv.DictReader(io.StringIO(shown["csv"].stdout)))
     assert [r["censored"] for r in csv_rows[:7]] == ["True"] + ["False"] * 5 + ["True"]
     with Journal(tmp_path / "j.db", create=False) as journal:
@@ -289,3 +305,31 @@ def test_a_shared_first_token_over_the_api_is_censored(
         assert c.censored and math.isnan(c.rate) and c.n_valid == 1
         assert (c.ci_low, c.ci_high) == pytest.approx((0.2 / 0.7, 1.0))
     assert math.isnan(outcome.results.s)
+    # Two conditions only: S is bounded, never a point, and carries no noise floor.
+    low, high = outcome.results.s_ci
+    assert 0.0 <= low < high and math.isnan(outcome.results.s_noise_floor)
+    assert math.isnan(outcome.results.s_corrected)
+
+
+def test_s_bounds_hold_every_curve_within_the_rate_bounds() -> None:
+    """`step_likeness_bounds` is the least and most S of the curves inside the bounds."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        m = int(rng.integers(2, 8))
+        p = np.sort(rng.choice(np.linspace(0.0, 1.0, 21), m, replace=False))
+        a, b = rng.random(m), rng.random(m)
+        exact = rng.random(m) < 0.5  # some rates are points, as in a partly censored run
+        low, high = np.minimum(a, b), np.where(exact, np.minimum(a, b), np.maximum(a, b))
+        least, most = step_likeness_bounds(p, low, high)
+        draws = rng.uniform(low, high, size=(2000, m))
+        corners = np.where(rng.random((2000, m)) < 0.5, low, high)
+        values = [step_likeness(p, r) for r in (*draws, *corners, np.clip(p, low, high))]
+        # (the least at r = p clipped into the bounds, unless a flat end outweighs it)
+        assert least - 1e-12 <= min(values) and max(values) <= most + 1e-12
+        assert min(values) - least < 0.05 and most - max(values) < 0.05  # and tight
+    assert step_likeness_bounds([0.2, 0.6], [0.3, 0.6], [0.3, 0.6]) == pytest.approx(
+        (step_likeness([0.2, 0.6], [0.3, 0.6]),) * 2
+    )
+    assert all(math.isnan(v) for v in step_likeness_bounds([0.5], [0.1], [0.2]))
+    with pytest.raises(ValueError, match="low must be"):
+        step_likeness_bounds([0.2, 0.6], [0.5, 0.6], [0.4, 0.7])

@@ -1,4 +1,5 @@
-"""Do the intervals cover? Coverage of S's interval and of the benchmark's, by simulation.
+"""Do the intervals cover? Coverage of S's interval, of the categorical kind's TV and KL, and of
+the benchmark's total, parts and sub-metrics, by simulation.
 
 A model with known rates is sampled many times (seeded, N = 100 answers per condition); each
 sample gets its interval exactly as `show` and `bench` compute it, and the share of intervals
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from test_scoring import BIO, BUS, GRID, MP, PAIRS, QGRID, perfect
 
+from flipbench.bootstrap import generator, percentile_interval, redraw_shares
 from flipbench.curves import position_curves
+from flipbench.distfit import categorical_fit
 from flipbench.metrics import noise_floor, step_likeness, step_likeness_interval
 from flipbench.scoring import (
     GAMES,
@@ -25,6 +29,7 @@ from flipbench.scoring import (
     Cell,
     WordCell,
     bootstrap_benchmark,
+    bootstrap_metrics,
     noise_floor_benchmark,
     score_benchmark,
 )
@@ -186,6 +191,71 @@ def test_the_trend_direction_is_not_scrambled_by_noise() -> None:
     assert np.mean(d_trend) == 1.0
 
 
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+#: Sub-metrics whose interval covers less than REQUIRED for one of the two models below, by
+#: every method tried (percentile, bias-aware, their hull), with the least each must keep: the
+#: strict-sign direction score (and a game score made of it) on closely spaced conditions,
+#: where noise scrambles the signs by an amount set by the true curve's unknown step; the
+#: least-squares slope (plain percentile, 0.91-0.95); and the semantic bias when a pair's true
+#: bias sits at the dead band's edge, where its noise bias is largest and the model nearest
+#: calibration does not reach. docs/benchmark.md lists the measured values.
+SHORT_OF_NOMINAL = {
+    "exp4.bioinformatics.direction_raw": 0.82,
+    "exp4.bioinformatics.d": 0.82,
+    "exp4.matching_pennies.direction_raw": 0.84,
+    "exp4.matching_pennies.d": 0.84,
+    "exp4.business.direction_raw": 0.88,
+    "exp4.business.d": 0.88,
+    "exp4.business.score": 0.88,
+    "exp4.bioinformatics.slope": 0.88,
+    "exp4.matching_pennies.slope": 0.88,
+    "exp4.business.slope": 0.88,
+    "exp5.avg_red_bias": 0.84,
+    "exp5.Score_sem": 0.84,
+}
+
+
+@pytest.mark.parametrize("model", ["calibrated", "intermediate"])
+def test_the_intervals_of_the_benchmark_sub_metrics_cover(model: str) -> None:
+    """`show`'s sub-metric intervals (`bootstrap_metrics`: the Exp3 areas, a game's S, score,
+    d and slope, the word biases) against the true sub-metrics, N = 100 per condition."""
+    truth_parts = perfect() if model == "calibrated" else intermediate_model()
+    scored = score_benchmark(truth_parts).parts
+    truth = {f"{p}.{k}": float(v) for p in scored for k, v in _leaves(scored[p].metrics).items()}
+    rng = np.random.default_rng(7)
+    sims = 200
+    hits = dict.fromkeys(truth, 0)
+    for i in range(sims):
+        found = bootstrap_metrics(sampled(truth_parts, rng), n_boot=200, seed=i)
+        flat = {f"{p}.{k}": v for p in found for k, v in _leaves(found[p]).items()}
+        for key, value in truth.items():
+            hits[key] += _covered(*flat[key], value)
+    coverage = {k: h / sims for k, h in hits.items()}
+    # A pair's rates and their mean are plain binomial percentile intervals (linear in the
+    # rates, unbiased): 30 of them, each measured ± 0.015 here, so they are judged together.
+    rates = [c for k, c in coverage.items() if ".pairs." in k and not k.endswith("red_bias")]
+    red = [c for k, c in coverage.items() if ".pairs." in k and k.endswith("red_bias")]
+    lines = [
+        f"{k} (true {truth[k]:.4f}): {c:.3f}" for k, c in coverage.items() if ".pairs." not in k
+    ]
+    lines.append(f"per pair: red_bias lowest {min(red):.3f}; rates and their mean"
+                 f" {np.mean(rates):.3f} together, lowest {min(rates):.3f}")  # fmt: skip
+    print(f"benchmark sub-metrics ({model} model), N = {N}, {sims} runs:\n  " + "\n  ".join(lines))
+    for key, c in coverage.items():
+        if ".pairs." not in key or key.endswith("red_bias"):
+            assert c >= SHORT_OF_NOMINAL.get(key, REQUIRED), (key, c)
+    assert np.mean(rates) >= REQUIRED
+
+
 @pytest.mark.parametrize("name", ["logistic S=0.66", "step crossing the diagonal"])
 def test_the_interval_of_s_of_two_flips_per_reply_covers(name: str) -> None:
     """D = 2 flips per reply (independent here), resampled as whole replies: S of Mean(r)."""
@@ -202,3 +272,51 @@ def test_the_interval_of_s_of_two_flips_per_reply_covers(name: str) -> None:
     message = f"S of Mean(r) = {truth:.3f} ({name}), D = 2, N = {N}: coverage {hits / sims:.3f}"
     print(message)
     assert hits / sims >= REQUIRED, message
+
+
+# --- the categorical kind: TV and KL of one answer distribution against its request ----------
+
+# (requested, true) shares: the ternary deck's (0.3, 0.3, 0.4) met exactly, mildly and far off
+# (one answer on its target while the others are not), a q = 0 deck (an answer requested never)
+# two standard errors off at N = 100, and a fair die met exactly.
+CATEGORICAL = {
+    "ternary, calibrated": ((0.3, 0.3, 0.4), (0.3, 0.3, 0.4)),
+    "ternary, mildly off": ((0.3, 0.3, 0.4), (0.33, 0.3, 0.37)),
+    "ternary, far off": ((0.3, 0.3, 0.4), (0.5, 0.3, 0.2)),
+    "q = 0 deck, off by 0.1": ((0.6, 0.4, 0.0), (0.5, 0.5, 0.0)),
+    "die, calibrated": ((1 / 6,) * 6, (1 / 6,) * 6),
+}
+
+
+@pytest.mark.parametrize("n", [100, 300])
+@pytest.mark.parametrize("name", list(CATEGORICAL))
+def test_the_intervals_of_tv_and_kl_cover(name: str, n: int) -> None:
+    """`categorical_fit`'s TV and KL intervals, exactly as `show` computes them (fewer
+    replicates), against the truth; the percentile interval of the same first replicates is
+    measured beside them (it never covers a calibrated model)."""
+    requested, true = (np.array(v) for v in CATEGORICAL[name])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        truth_kl = float(np.sum(np.where(true > 0, true * np.log(true / requested), 0.0)))
+    truth_tv = 0.5 * float(np.abs(true - requested).sum())
+    sims, n_boot = 400, 500
+    counts = np.random.default_rng(1).multinomial(n, true, size=sims)
+    hits = {"TV": 0, "KL": 0}
+    percentile = {"TV": 0, "KL": 0}
+    for i, k in enumerate(counts):
+        fit = categorical_fit(k, requested, n_boot=n_boot, seed=i)
+        hits["TV"] += _covered(fit.tv.low, fit.tv.high, truth_tv)
+        hits["KL"] += _covered(fit.kl.low, fit.kl.high, truth_kl)
+        star = redraw_shares(generator(i), n, k / n, n_boot)  # the fit's first replicates
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl_star = np.sum(np.where(star > 0, star * np.log(star / requested), 0.0), axis=1)
+        percentile["TV"] += _covered(
+            *percentile_interval(0.5 * np.abs(star - requested).sum(axis=1), NOMINAL), truth_tv
+        )
+        percentile["KL"] += _covered(*percentile_interval(kl_star, NOMINAL), truth_kl)
+    message = (
+        f"{name} (TV = {truth_tv:.3f}, KL = {truth_kl:.4f}), N = {n}, {sims} runs: coverage"
+        f" TV {hits['TV'] / sims:.3f}, KL {hits['KL'] / sims:.3f}; percentile interval"
+        f" TV {percentile['TV'] / sims:.3f}, KL {percentile['KL'] / sims:.3f}"
+    )
+    print(message)
+    assert min(hits.values()) / sims >= REQUIRED, message

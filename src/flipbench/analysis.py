@@ -144,8 +144,10 @@ def benchmark_intervals(
     keys: Sequence[str],
 ) -> dict[str, Estimate]:
     """Benchmark sub-metrics (direction score, Exp3 areas, biases) with the benchmark's own
-    vectorised percentile bootstrap (`scoring.bootstrap_metrics`, seed 0): each sampled
-    condition is redrawn from its own shares, exact ones stay fixed."""
+    vectorised bootstrap (`scoring.bootstrap_metrics`, seed 0): each sampled condition is
+    redrawn from its own shares and from the shares nearest its target, exact ones stay
+    fixed; deviations from the target get the hull of the bias-aware and percentile
+    intervals, the slope, d_trend and a pair's rates the percentile one."""
     parts = make(list(items))
     point: Any = _part(parts, path[0])
     ci: Any = bootstrap_metrics(parts, n_boot=N_BOOT_METRICS, seed=0)[path[0]]

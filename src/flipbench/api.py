@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flipbench import summaries
 from flipbench.config import RunConfig, available_cores, default_db_path
 from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.importers.base import ImportReport
@@ -34,6 +35,7 @@ from flipbench.store import (
     inside,
     validate_run_id,
 )
+from flipbench.summaries import RunSummary
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ExperimentDefinition, ResolvedExperiment
 
@@ -110,6 +112,7 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
     if config.constrained and not cls.supports_constrained:
         raise FlipbenchError(f"{config.model} cannot constrain its answers")
     cls.check_protocol(experiment.protocol.kind)  # e.g. raw text needs a completions endpoint
+    cls.check_backend_options(config.backend_options)  # -B: the backend's own arguments
     _check_threads(cls, config)
     if config.run_id is not None:
         validate_run_id(config.run_id)
@@ -317,6 +320,12 @@ def delete_run(run_id: str, db: Path | None = None) -> tuple[int, Path | None]:
             f"run {run_id} was deleted from the journal, but not its folder {folder}: {exc}"
         ) from None
     return removed, folder
+
+
+def run_summaries(db: Path | None = None) -> list[tuple[RunRow, RunSummary]]:
+    """Every run with its S, as `flipbench runs` lists them: remembered in the journal and
+    recomputed only for runs that changed since (`flipbench.summaries`)."""
+    return summaries.run_summaries(db or default_db_path())
 
 
 def run_results(run_id: str, db: Path | None = None) -> RunResults:

@@ -152,6 +152,11 @@ class RunConfig(BaseModel):
     model_options: dict[str, Any] = Field(
         default_factory=dict, description="extra request-body fields (-M key=value)"
     )
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the backend's own arguments (-B key=value; hf/…: dtype, device,"
+        " batch_size), never sent as request fields; each backend checks its own",
+    )
     answer_from_reasoning: bool = Field(
         default=False,
         description="when the visible reply is empty, take the last answer in the reasoning text",
@@ -173,6 +178,18 @@ class RunConfig(BaseModel):
     )
     run_id: str | None = None
     bench_id: str | None = Field(default=None, description="the benchmark this run belongs to")
+
+    @field_validator("backend_options")
+    @classmethod
+    def _plain_backend_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Backend arguments are few and plain JSON (they are stored with the run)."""
+        try:
+            size = len(json.dumps(options, allow_nan=False))
+        except (TypeError, ValueError, RecursionError):
+            raise ValueError("-B values must be plain JSON") from None
+        if size > MAX_MODEL_OPTIONS_CHARS:
+            raise ValueError(f"-B options are too large ({size:,} characters of JSON)")
+        return options
 
     @field_validator("model_options")
     @classmethod

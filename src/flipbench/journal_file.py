@@ -16,7 +16,13 @@ from typing import Self
 
 from flipbench.errors import FlipbenchError
 from flipbench.journal_checks import NoJournal, check_readable, check_writable, is_read_only
-from flipbench.journal_schema import CORE_COLUMNS, IN_FLIGHT_SCHEMA, SCHEMA, SCHEMA_VERSION
+from flipbench.journal_schema import (
+    CORE_COLUMNS,
+    IN_FLIGHT_SCHEMA,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SUMMARIES_SCHEMA,
+)
 from flipbench.runlock import BUSY_TIMEOUT_S
 
 
@@ -114,6 +120,7 @@ class JournalFile:
                     (str(SCHEMA_VERSION),),
                 )
             self._db.execute(IN_FLIGHT_SCHEMA)
+            self._db.execute(SUMMARIES_SCHEMA)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

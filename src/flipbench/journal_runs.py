@@ -122,6 +122,7 @@ class RunTable(JournalFile):
         try:
             removed = self._db.execute("DELETE FROM samples WHERE run_id = ?", (run_id,)).rowcount
             self._db.execute("DELETE FROM in_flight WHERE run_id = ?", (run_id,))
+            self._db.execute("DELETE FROM summaries WHERE run_id = ?", (run_id,))
             if not self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount:
                 raise FlipbenchError(f"no run {run_id!r} in {self.path} (see `flipbench runs`)")
             self._db.execute("COMMIT")

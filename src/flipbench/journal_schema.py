@@ -65,3 +65,13 @@ CREATE TABLE IF NOT EXISTS in_flight (
     counted_cost REAL
 )
 """
+# Each run's S remembered under a key of what it depends on (`journal_summaries`): a cache, not
+# data, created on every writable open like `in_flight`.
+SUMMARIES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS summaries (
+    run_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    summary_json TEXT NOT NULL,
+    computed_at TEXT NOT NULL
+)
+"""

@@ -42,6 +42,7 @@ __all__ = [
     "noise_floor",
     "rate_summary",
     "step_likeness",
+    "step_likeness_bounds",
     "step_likeness_interval",
     "trapezoid_area",
     "wilson_interval",
@@ -265,6 +266,38 @@ def _nodes(p: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp], FloatArray]
     weight[:-1] += 2.0 * seg  # 4 · seg / 2 to each end of a segment
     weight[1:] += 2.0 * seg
     return xs, idx, weight
+
+
+def step_likeness_bounds(p: ArrayLike, low: ArrayLike, high: ArrayLike) -> tuple[float, float]:
+    """The least and the most S of any curve with r[i] in [low[i], high[i]] at p[i].
+
+    For censored exact rates (an API's top-k list hid an answer), which are known only to lie
+    in bounds: S is a weighted sum over its trapezoid's nodes of |r − x|, and each condition's
+    share of it is convex in its own rate, so its minimum lies at an end of the bounds or at
+    one of its nodes' x, its maximum at an end. A point rate has low = high. Conditions with
+    a non-finite p or bound are left out, as in S; NaN with fewer than 2 usable.
+    """
+    pa, lo, hi = _as_1d(p, "p"), _as_1d(low, "low"), _as_1d(high, "high")
+    if not pa.shape == lo.shape == hi.shape:
+        raise ValueError(f"p, low, high differ in length: {pa.size}, {lo.size}, {hi.size}")
+    for arr, name in ((pa, "p"), (lo, "low"), (hi, "high")):
+        check_unit(arr, name)
+    keep = np.isfinite(pa) & np.isfinite(lo) & np.isfinite(hi)
+    pa, lo, hi = pa[keep], lo[keep], hi[keep]
+    if np.any(lo > hi):
+        raise ValueError("every low must be <= its high")
+    if pa.size < 2:
+        return (math.nan, math.nan)
+    xs, idx, weight = _nodes(pa)
+    least = most = 0.0
+    for i in range(pa.size):
+        mine = idx == i
+        x, w = xs[mine], weight[mine]
+        candidates = np.concatenate(([lo[i], hi[i]], np.clip(x, lo[i], hi[i])))
+        values = np.abs(candidates[:, np.newaxis] - x[np.newaxis, :]) @ w
+        least += float(values.min())
+        most += float(values[:2].max())
+    return (least, most)
 
 
 def noise_floor(p: ArrayLike, n: ArrayLike | None) -> float:

@@ -12,7 +12,7 @@ from flipbench.analysis import ConditionData
 from flipbench.estimate import Estimate, strict_json
 from flipbench.kinds import analyse
 from flipbench.metric_models import KindMetrics
-from flipbench.metrics import exact_rate_interval, rate_summary
+from flipbench.metrics import exact_rate_interval, rate_summary, step_likeness_bounds
 from flipbench.store import Journal, RunRow
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
@@ -282,20 +282,45 @@ def _censored_bounds(meta_json: Any, first: str) -> tuple[float, float] | None:
     return 0.0, 1.0
 
 
-def _censored_line(censored: int, total: int) -> str:
+def _censored_line(censored: int, total: int, bounds: tuple[float, float]) -> str:
+    if math.isnan(bounds[0]):
+        s_text = "S is not computed"
+    else:
+        s_text = (
+            f"S ∈ [{bounds[0]:.3f}, {bounds[1]:.3f}] (the least and most S these bounds allow;"
+            " no noise floor: exact rates carry no sampling noise)"
+        )
     return (
         f"censored (*): {censored} of {total} conditions — an answer was below the top"
         " log-probabilities the API returns, or several answers share a first token — so their"
-        " rates are bounds [ci_low, ci_high], not points; S is not computed, and the kind's"
+        f" rates are bounds [ci_low, ci_high], not points; {s_text}, and the kind's"
         " other metrics leave them out"
     )
 
 
-def _without_s(metrics: KindMetrics) -> KindMetrics:
-    """The kind's metrics with its S (if it has one) set to NaN: S needs every rate."""
-    if isinstance(getattr(metrics, "S", None), Estimate):
-        return metrics.model_copy(update={"S": Estimate.point(math.nan)})
-    return metrics
+def _without_s(metrics: KindMetrics, bounds: tuple[float, float]) -> KindMetrics:
+    """The kind's metrics with its S (if it has one) only bounded (value NaN, [low, high] the
+    bounds, NaN when not even they are known), and no noise floor or noise-corrected S: both
+    describe a point S from sampled rates, and exact rates that are only bounded have
+    neither."""
+    if not isinstance(getattr(metrics, "S", None), Estimate):
+        return metrics
+    update: dict[str, Any] = {"S": Estimate(math.nan, *bounds)}
+    for name in ("S_noise_floor", "S_corrected"):
+        if name in type(metrics).model_fields:
+            update[name] = None
+    return metrics.model_copy(update=update)
+
+
+def _s_bounds(metrics: KindMetrics, rows: list[ConditionResult]) -> tuple[float, float]:
+    """The least and most S of a censored run's rates (points and bounds); NaN when the kind
+    has no S or fewer than two conditions have a rate."""
+    if not isinstance(getattr(metrics, "S", None), Estimate):
+        return (math.nan, math.nan)
+    read = [c for c in rows if c.n_valid > 0]
+    return step_likeness_bounds(
+        [c.p for c in read], [c.ci_low for c in read], [c.ci_high for c in read]
+    )
 
 
 #: What the results read of each sample: not the request and response bodies, which are most
@@ -368,9 +393,12 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         )  # fmt: skip
         rows.append(result)
     s, s_ci, metrics, lines = analysis.s, analysis.s_ci, analysis.metrics, analysis.lines
-    if censored:  # S needs every rate as a point: not computed, and said why
-        s, s_ci, metrics = math.nan, (math.nan, math.nan), _without_s(metrics)
-        lines = [*lines, _censored_line(len(censored), len(conditions))]
+    method = analysis.s_method if math.isfinite(s) else ""
+    if censored:  # S needs every rate as a point: only its bounds, and said why
+        s_ci = _s_bounds(metrics, rows)
+        s, metrics = math.nan, _without_s(metrics, s_ci)
+        lines = [*lines, _censored_line(len(censored), len(conditions), s_ci)]
+        method = "" if math.isnan(s_ci[0]) else "bounds (censored exact rates)"
     return RunResults(
         run, experiment, rows, s, s_ci,
         costs.total, metrics, lines,
@@ -378,5 +406,5 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
         costs.uncounted, *journal.lost_calls(run_id),
         s_noise_floor=analysis.s_noise_floor if math.isfinite(s) else math.nan,
         s_corrected=analysis.s_corrected if math.isfinite(s) else math.nan,
-        s_interval_method=analysis.s_method if math.isfinite(s) else "",
+        s_interval_method=method,
     )  # fmt: skip

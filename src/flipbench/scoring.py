@@ -25,11 +25,13 @@ from flipbench.bootstrap import (
     bias_aware_interval,
     check_boot,
     generator,
+    hull_interval,
     redraw_shares,
     replicate_interval,
     toward_target,
 )
 from flipbench.scoring_eval import (
+    GAME_MAX,
     Block,
     Tree,
     block_notes,
@@ -206,18 +208,42 @@ def noise_floor_benchmark(
     return {name: float(scores[:, j].mean()) for j, name in enumerate((*PARTS, "total"))}
 
 
-def _leaf_intervals(tree: Tree, point: Tree, confidence: float) -> dict[str, Any]:
+#: Sub-metrics that noise does not bias (linear in the rates: their percentile interval covers)
+#: or whose percentile interval already covers (d_trend, a sign of the fitted slope); every
+#: other sub-metric is built from |rate − target| (or, d, from signs noise scrambles) and
+#: gets ``bootstrap.hull_interval``.
+PERCENTILE_METRICS = frozenset({"slope", "d_trend", "r_red_forward", "r_red_reverse", "avg_bias"})
+_METRIC_BOUNDS = {
+    "direction_raw": (-1.0, 1.0),
+    "d": (0.0, 1.0),
+    "Score_pos": (0.0, 10.0),
+    "Score_sem": (0.0, 10.0),
+}  # the others are deviations (areas, S, biases): [0, inf); a game's score: [0, its points]
+
+
+def _leaf_intervals(
+    tree: Tree, point: Tree, near: tuple[Tree, Tree], confidence: float, game: str = ""
+) -> dict[str, Any]:
     """The tree with every array leaf replaced by its (low, high) interval."""
     out: dict[str, Any] = {}
+    near_tree, near_point = near
     for key, value in tree.items():
-        p = point[key]
+        p, nv, np_ = point[key], near_tree[key], near_point[key]
         if isinstance(value, dict):
-            assert isinstance(p, dict)
-            out[key] = _leaf_intervals(value, p, confidence)
-        else:
-            assert isinstance(p, np.ndarray)
-            col = np.broadcast_to(value, (value.size,)).astype(np.float64)
+            assert isinstance(p, dict) and isinstance(nv, dict) and isinstance(np_, dict)
+            sub = key if key in GAME_MAX else game
+            out[key] = _leaf_intervals(value, p, (nv, np_), confidence, sub)
+            continue
+        assert isinstance(p, np.ndarray) and isinstance(nv, np.ndarray)
+        assert isinstance(np_, np.ndarray)
+        col = np.broadcast_to(value, (value.size,)).astype(np.float64)
+        if key in PERCENTILE_METRICS:
             out[key] = replicate_interval(col, float(p[0]), confidence)
+            continue
+        bounds = _METRIC_BOUNDS.get(key, (0.0, GAME_MAX[game] if key == "score" else math.inf))
+        near_col = np.broadcast_to(nv, (nv.size,)).astype(np.float64)
+        near_j = (float(np_[0]), near_col)
+        out[key] = hull_interval(float(p[0]), col, near_j, confidence, bounds)
     return out
 
 
@@ -228,21 +254,29 @@ def bootstrap_metrics(
     confidence: float = 0.95,
     readings: Readings | None = None,
 ) -> dict[str, Any]:
-    """Percentile intervals for every sub-metric of every part, from one pass of replicates.
+    """Intervals for every sub-metric of every part, from one pass of replicates.
 
     ``out[part]`` mirrors ``score_benchmark(parts).to_dict()["parts"][part]["metrics"]``
     with each number replaced by (low, high): NaN where the metric is undefined in the
     replicates, the point itself where it has no spread (exact cells). The replicates are
-    ``bootstrap_benchmark``'s first set for the same seed, so the two report the same redraws;
-    the part scores themselves are ``bootstrap_benchmark``'s job. Caveat: a deviation metric
-    such as S or an Exp3 area can only grow with noise, so for a nearly calibrated model its
-    percentile interval may lie above the true value (the sub-metrics are not bias-aware).
+    ``bootstrap_benchmark``'s two sets for the same seed (the part scores themselves are its
+    job). A sub-metric built from |rate − target| (S, the Exp3 areas, the biases and their
+    scores, a game's score) is biased upward by noise, so its percentile interval misses
+    models near calibration; it gets ``bootstrap.hull_interval`` (the bias-aware interval
+    joined with the percentile one), as does the strict-sign direction score, which noise
+    pulls towards 0.5. ``PERCENTILE_METRICS`` keep the percentile interval. Coverage is
+    measured in tests/test_coverage.py; it is below 0.93 for d on closely spaced conditions
+    and for avg_red_bias (and Score_sem) when a pair's bias sits at the dead band's edge
+    (docs/benchmark.md).
     """
-    tree, point, _ = _replicates(parts, n_boot, seed, confidence, readings)
+    tree, point, near = _replicates(parts, n_boot, seed, confidence, readings, near=True)
+    assert near is not None
     out: dict[str, Any] = {}
     for name in PARTS:
         part, part_point = tree[name], point[name]
+        near_part, near_point = near[0][name], near[1][name]
         assert isinstance(part, dict) and isinstance(part_point, dict)
+        assert isinstance(near_part, dict) and isinstance(near_point, dict)
         metrics = {k: v for k, v in part.items() if k != "score"}
-        out[name] = _leaf_intervals(metrics, part_point, confidence)
+        out[name] = _leaf_intervals(metrics, part_point, (near_part, near_point), confidence)
     return out

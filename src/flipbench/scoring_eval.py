@@ -21,6 +21,7 @@ from flipbench.scoring_models import GAMES, PARTS, BenchmarkParts, Cell, Metrics
 __all__ = [
     "EXP3_MAX_Q",
     "EXP3_P1",
+    "GAME_MAX",
     "Block",
     "Tree",
     "block_notes",
@@ -46,6 +47,7 @@ _GAME_WEIGHTS = {
     "matching_pennies": (4.0, 4.0),
     "business": (0.0, 4.0),
 }
+GAME_MAX = {g: w_s + w_d for g, (w_s, w_d) in _GAME_WEIGHTS.items()}  # a game's most points
 
 
 @dataclass(frozen=True)

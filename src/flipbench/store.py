@@ -9,7 +9,8 @@ is read-only.
 
 `Journal` is what the rest of flipbench imports; its parts live in modules of their own so that
 each stays small: opening the file (`journal_file`), the `runs` table (`journal_runs`) and the
-per-request `samples` and `in_flight` tables (`journal_samples`). The names callers need are
+per-request `samples` and `in_flight` tables (`journal_samples`), and the remembered
+per-run S that lets `runs` list at once (`journal_summaries`). The names callers need are
 re-exported here, so `flipbench.store` stays the one door to the journal.
 """
 
@@ -25,6 +26,7 @@ from flipbench.journal_checks import (
 from flipbench.journal_runs import RunRow, RunTable
 from flipbench.journal_samples import SampleRecord, SampleTable
 from flipbench.journal_schema import SCHEMA_VERSION
+from flipbench.journal_summaries import SummaryTable
 from flipbench.runlock import RunLock, RunLocked, lock_dir, pid_alive
 
 __all__ = [
@@ -44,5 +46,5 @@ __all__ = [
 ]
 
 
-class Journal(RunTable, SampleTable):
+class Journal(RunTable, SampleTable, SummaryTable):
     """The run store; opened per command, safe to reopen after a crash."""

@@ -11,23 +11,12 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from flipbench import api, benchmark
-from flipbench.benchmark_models import (
-    BenchmarkSummary,
-    Exp1Metrics,
-    Exp2Metrics,
-    Exp3Metrics,
-    Exp4Metrics,
-    Exp5Metrics,
-    PartMetrics,
-    ScoreEstimate,
-)
 from flipbench.cli.common import (
     DbOption,
     app,
@@ -39,9 +28,12 @@ from flipbench.cli.common import (
 )
 from flipbench.config import DEFAULT_DB, RunConfig
 from flipbench.errors import FlipbenchError
-from flipbench.importers import RunImport
 from flipbench.progress import note
 from flipbench.safety import csv_cell, mask_secrets, terminal_safe
+
+if TYPE_CHECKING:  # the benchmark, its models and the API load when a command needs them
+    from flipbench.benchmark_models import BenchmarkSummary, PartMetrics, ScoreEstimate
+    from flipbench.importers import RunImport
 
 PART_TITLES = {
     "exp1": "Exp1 single flip",
@@ -54,6 +46,13 @@ PART_TITLES = {
 
 def _headline(metrics: PartMetrics) -> str:
     """The sub-metrics that explain a part's score, in one cell."""
+    from flipbench.benchmark_models import (
+        Exp1Metrics,
+        Exp2Metrics,
+        Exp3Metrics,
+        Exp4Metrics,
+        Exp5Metrics,
+    )
 
     def f(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
@@ -84,10 +83,14 @@ def _interval(estimate: ScoreEstimate, undefined: str = "") -> str:
 
 def _floor(estimate: ScoreEstimate) -> str:
     """The noise floor: what a perfectly calibrated model is expected to score here."""
+    from flipbench import benchmark
+
     return benchmark.format_score(estimate.noise_floor)
 
 
 def print_summary(summary: BenchmarkSummary) -> None:
+    from flipbench import benchmark
+
     table = Table(title=plain(f"{summary.bench_id}  {summary.model}"))
     for name in ("part", "score", "95% CI", "noise floor", "sub-metrics"):
         table.add_column(name, justify="left" if name in ("part", "sub-metrics") else "right")
@@ -144,6 +147,8 @@ def bench(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Run the 100-point benchmark (five parts, seven runs) and print its score."""
+    from flipbench import benchmark
+
     with user_errors(env_file):
         base = RunConfig(  # validates every bound (n too) before anything runs
             n=n, max_cost=max_cost, max_concurrency=max_concurrency, timeout_s=timeout,
@@ -173,6 +178,8 @@ def leaderboard_cmd(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Rank every benchmark in the journal (Table S1 layout), with bootstrap intervals."""
+    from flipbench import benchmark
+
     try:
         if fmt not in ("table", "csv", "markdown"):
             raise FlipbenchError(f"unknown format {fmt!r} (use table, csv or markdown)")
@@ -245,6 +252,8 @@ def import_cmd(
 ) -> None:
     """Load released data (the Failure to Mix CSVs, shipped with flipbench) into the journal as
     runs of its models."""
+    from flipbench import api
+
     with user_errors():
         report = api.import_data(source, directory, db)
     for line in report.lines():

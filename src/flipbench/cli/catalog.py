@@ -21,12 +21,12 @@ from rich import box
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from flipbench import api
 from flipbench.cli.common import DbOption, app, out, plain, usage_failure
 from flipbench.config import DEFAULT_DB
 from flipbench.errors import FlipbenchError
 from flipbench.safety import clean_json, mask_secrets, terminal_safe
 from flipbench.store import RunRow
+from flipbench.summaries import RunSummary, run_summaries
 from flipbench.tasks import EXPERIMENTS, ExperimentDefinition
 
 #: What the narrower table puts in one wrapped cell.
@@ -57,26 +57,17 @@ class RunLine:
     grid_share: float | None
 
     @classmethod
-    def of(cls, run: RunRow, db: Path) -> RunLine:
-        """Settings from the stored definition; S recomputed. A run that cannot be read back
-        (an unusable stored id, a definition written elsewhere) is still listed, without S,
-        so that it can be seen and deleted."""
+    def of(cls, run: RunRow, summary: RunSummary) -> RunLine:
+        """Settings from the stored definition; S as `run_summaries` read it back."""
         definition = run.definition
         n, temperature = definition.get("n"), definition.get("temperature")
         params = definition.get("params")
         d = params.get("D") if isinstance(params, dict) else None
-        s, partial, share = math.nan, run.display_status != "complete", None
-        try:
-            results = api.run_results(run.run_id, db)
-        except (FlipbenchError, ValueError, KeyError, TypeError):
-            pass
-        else:
-            s, partial = results.s, results.partial
-            share = results.grid_coverage.grid_share
         return cls(
             run, n if isinstance(n, int) else None, str(definition.get("grid", "")),
             temperature if isinstance(temperature, int | float) else None,
-            int(d) if isinstance(d, str) and d.isdigit() else None, s, partial, share,
+            int(d) if isinstance(d, str) and d.isdigit() else None, summary.s,
+            run.display_status != "complete", summary.grid_share,
         )  # fmt: skip
 
     def cells(self) -> list[str]:
@@ -125,6 +116,18 @@ def _fits(table: Table, whole: Sequence[str], width: int) -> bool:
     return all(any(cell in line for line in rendered) for cell in whole)
 
 
+def _extremes(rows: Sequence[Sequence[str]]) -> list[Sequence[str]]:
+    """The rows that decide a layout: for each column, the one with its longest cell and the
+    one with its longest word. Column widths come from these alone, so a table of them fits
+    exactly when the whole table does; probing with them instead of every run keeps `runs` on
+    a hundred runs fast (rendering the full table once per candidate layout cost ~0.5 s)."""
+    keep: set[int] = set()
+    for j in range(len(rows[0]) if rows else 0):
+        keep.add(max(range(len(rows)), key=lambda i: len(rows[i][j])))
+        keep.add(max(range(len(rows)), key=lambda i: max(map(len, rows[i][j].split() or [""]))))
+    return [rows[i] for i in sorted(keep)]
+
+
 def runs_layout(lines: Sequence[RunLine], width: int) -> Table | None:
     """The widest table that fits `width` with every id whole: every column (with `created`
     when there is room), then the settings in one wrapped cell; None when neither fits (the
@@ -132,13 +135,15 @@ def runs_layout(lines: Sequence[RunLine], width: int) -> Table | None:
     cells = [[terminal_safe(mask_secrets(c)) for c in line.cells()] for line in lines]
     for headers in (RUN_COLUMNS, RUN_COLUMNS[:-1]):
         rows = [row[: len(headers)] for row in cells]
-        table = _table(headers, rows, wraps="model")
-        whole = [c for row in rows for h, c in zip(headers, row, strict=True) if h != "model"]
-        if _fits(table, whole, width):
-            return table
+        probe = _extremes(rows)
+        whole = [c for row in probe for h, c in zip(headers, row, strict=True) if h != "model"]
+        if _fits(_table(headers, probe, wraps="model"), whole, width):
+            return _table(headers, rows, wraps="model")
     rows = [[row[0], _named(row, SETTINGS), row[7], row[8]] for row in cells]
-    table = _table(("id", "run", "status", "S"), rows, wraps="run")
-    return table if _fits(table, [c for row in rows for c in row[::2] + row[3:]], width) else None
+    probe = _extremes(rows)
+    fits = _fits(_table(("id", "run", "status", "S"), probe, wraps="run"),
+                 [c for row in probe for c in [*row[::2], *row[3:]]], width)  # fmt: skip
+    return _table(("id", "run", "status", "S"), rows, wraps="run") if fits else None
 
 
 def _named(row: Sequence[str], names: Sequence[str]) -> str:
@@ -186,7 +191,7 @@ def runs_cmd(
     try:
         if fmt not in ("table", "json"):
             raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
-        lines = [RunLine.of(run, db) for run in api.list_runs(db)]
+        lines = [RunLine.of(run, summary) for run, summary in run_summaries(db)]
     except FlipbenchError as exc:
         raise usage_failure(str(exc)) from None
     if fmt == "json":
@@ -255,6 +260,8 @@ def delete_cmd(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Delete a run for good: its journal rows and its figure folder (never a running run)."""
+    from flipbench import api
+
     try:
         removed, folder = api.delete_run(run_id, db)
     except FlipbenchError as exc:

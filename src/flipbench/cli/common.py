@@ -63,7 +63,12 @@ DbOption = Annotated[
 
 ERROR_LINE_CHARS = 2000  # an error line is cut here (a server's message can be any length)
 #: Options whose flag is not the field name with dashes (RunConfig field -> CLI flag).
-_FLAGS = {"timeout_s": "--timeout", "p_values": "--p", "model_options": "-M"}
+_FLAGS = {
+    "timeout_s": "--timeout",
+    "p_values": "--p",
+    "model_options": "-M",
+    "backend_options": "-B",
+}
 
 
 def plain(value: object) -> Text:
@@ -106,19 +111,20 @@ def user_errors(env_file: Path | None = None) -> Iterator[None]:
         raise usage_failure(str(exc)) from None
 
 
-def parse_model_options(pairs: list[str]) -> dict[str, Any]:
-    """`-M key=value` pairs; values are JSON when they parse as JSON, else strings."""
+def parse_model_options(pairs: list[str], flag: str = "-M") -> dict[str, Any]:
+    """`-M key=value` pairs (or `flag`'s: `-B`); values are JSON when they parse as JSON, else
+    strings."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise FlipbenchError(f"-M expects key=value, got {pair[:60]!r}")
+            raise FlipbenchError(f"{flag} expects key=value, got {pair[:60]!r}")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             options[key.strip()] = value
         except RecursionError:
             raise FlipbenchError(
-                f"-M {key.strip()[:40]}: the JSON value is nested too deep"
+                f"{flag} {key.strip()[:40]}: the JSON value is nested too deep"
             ) from None
     return options

@@ -7,15 +7,16 @@ import io
 import json
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from flipbench import api
 from flipbench.cli.common import out, plain
-from flipbench.kinds import get_kind
-from flipbench.results import MAX_REPLY_COST, RunResults
 from flipbench.safety import clean_json, csv_cell, mask_secrets
+
+if TYPE_CHECKING:  # results (numpy, the statistics) load when a command has some to print
+    from flipbench.api import RunOutcome
+    from flipbench.results import RunResults
 
 
 def number_text(x: float | None, digits: int = 3) -> str:
@@ -90,6 +91,8 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
     )
     experiment = results.experiment
     label = "p %" if experiment.builder_kind == "flip" else "condition"
+    from flipbench.kinds import get_kind
+
     rate = get_kind(experiment.kind).rate_label(experiment)
     for name in (label, rate, "ci_low", "ci_high", "n_valid", "n_total", "invalid"):
         table.add_column(plain(name), justify="right")
@@ -206,6 +209,8 @@ def cost_line(results: RunResults) -> str | None:
     """What the run's replies cost. Replies that reported an unusable cost (negative, infinite,
     NaN, unreadable, above $1M) are said so; when some of them could not be counted at all, the
     total is a lower bound and shows as `≥ $…`. Never a negative amount."""
+    from flipbench.results import MAX_REPLY_COST
+
     if results.cost_usd is None and not results.cost_unusable and not results.lost_calls:
         return None
     k, uncounted = results.cost_unusable, results.cost_uncounted
@@ -227,7 +232,7 @@ def cost_line(results: RunResults) -> str | None:
     return line + " counted as $0 or as estimated)"
 
 
-def report_outcome(outcome: api.RunOutcome, *, figures: bool = True) -> None:
+def report_outcome(outcome: RunOutcome, *, figures: bool = True) -> None:
     if outcome.results is not None:
         print_results(outcome.results)
     for path in outcome.figures if figures else []:

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from flipbench import api, benchmark
-from flipbench.benchmark_models import BenchmarkSummary
 from flipbench.cli.common import DbOption, app, out, plain, user_errors
 from flipbench.config import DEFAULT_DB
 from flipbench.errors import FlipbenchError
@@ -24,7 +22,8 @@ from flipbench.report.samples import DEFAULT_SAMPLES
 from flipbench.safety import clean_json
 from flipbench.store import Journal, validate_run_id
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the API, the benchmark and the report load when a command runs
+    from flipbench.benchmark_models import BenchmarkSummary
     from flipbench.report.compare import Comparison
 
 __all__ = ["compare", "report"]
@@ -33,6 +32,8 @@ __all__ = ["compare", "report"]
 def _expand(db: Path, ids: list[str]) -> tuple[list[str], list[BenchmarkSummary]]:
     """Run ids as given; a benchmark id (`flipbench bench`) stands for its runs and adds its
     score table."""
+    from flipbench import api, benchmark
+
     runs = {r.run_id for r in api.list_runs(db)}
     run_ids: list[str] = []
     summaries = []
@@ -53,6 +54,8 @@ def _expand(db: Path, ids: list[str]) -> tuple[list[str], list[BenchmarkSummary]
 
 def _default_report_path(db: Path, ids: list[str]) -> Path:
     """One run or benchmark: its own folder; several: a dated file under `reports/`."""
+    from flipbench import api
+
     if len(ids) == 1:
         return api.run_dir(db, ids[0]) / "report.html"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

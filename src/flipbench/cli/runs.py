@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from flipbench import api
 from flipbench.cli.common import (
     DbOption,
     app,
@@ -29,6 +28,8 @@ from flipbench.tasks import EXPERIMENTS
 @app.command()
 def demo(db: DbOption = Path(DEFAULT_DB)) -> None:
     """Run the single flip on the embedded offline model (exact mode) and draw the curve."""
+    from flipbench import api
+
     with user_errors():
         outcome = api.demo(db, progress=True)
     report_outcome(outcome, figures=False)
@@ -97,8 +98,9 @@ def run(
         typer.Option(
             "--model",
             "-m",
-            help="local/smollm2, local/<file.gguf>, openrouter/<author>/<slug> or"
-            " openai-api/<name>/<model> (docs/providers.md)",
+            help="local/smollm2, local/<file.gguf>, openrouter/<author>/<slug>,"
+            " openai-api/<name>/<model> or hf/<hub id, directory or file.gguf>"
+            " (docs/providers.md)",
         ),
     ] = "local/smollm2",
     n: Annotated[
@@ -148,6 +150,15 @@ def run(
         list[str] | None,
         typer.Option("--model-option", "-M", help="extra request field key=value (JSON value)"),
     ] = None,
+    backend_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend-option",
+            "-B",
+            help="the backend's own argument key=value, not sent to the model"
+            " (hf models: dtype=float32|bfloat16|float16, device=cpu|cuda, batch_size=16)",
+        ),
+    ] = None,
     answer_from_reasoning: Annotated[
         bool, typer.Option(help="empty reply: take the last answer in the reasoning (recorded)")
     ] = False,
@@ -184,6 +195,8 @@ def run(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Run an experiment (or --resume a stopped run)."""
+    from flipbench import api
+
     with user_errors(env_file):
         if resume is not None:
             if experiment is not None:
@@ -227,6 +240,7 @@ def run(
                 timeout_s=timeout,
                 max_retries=max_retries,
                 model_options=parse_model_options(model_option or []),
+                backend_options=parse_model_options(backend_option or [], flag="-B"),
                 answer_from_reasoning=answer_from_reasoning,
                 fallback_to_sample=fallback_to_sample,
                 first_token=first_token,
@@ -251,6 +265,8 @@ def show(
 ) -> None:
     """Per-condition rates with 95 % intervals, then S (labelled partial, with the share of the
     grid it stands on, when the run did not complete)."""
+    from flipbench import api
+
     try:
         if fmt not in SHOW_FORMATS:
             raise FlipbenchError(f"unknown format {fmt!r} (use {', '.join(SHOW_FORMATS)})")
@@ -268,6 +284,8 @@ def export(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Write one row per sample (CSV or Parquet)."""
+    from flipbench import api
+
     try:
         path = api.export(run_id, fmt, output, db)
     except FlipbenchError as exc:

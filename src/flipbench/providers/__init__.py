@@ -15,6 +15,7 @@ _REGISTRY: dict[str, str] = {
     "local": "flipbench.providers.local:LocalBackend",
     "openrouter": "flipbench.providers.openai_api:OpenRouterBackend",
     "openai-api": "flipbench.providers.openai_api:OpenAICompatibleBackend",
+    "hf": "flipbench.providers.hf:HFBackend",
 }
 
 

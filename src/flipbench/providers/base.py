@@ -181,6 +181,13 @@ class Backend(ABC):
         """Refuse a bad model name cheaply, before anything is written or started."""
 
     @classmethod
+    def check_backend_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse, before anything starts, backend arguments (`-B`) this backend does not
+        take: by default any (a flag that silently did nothing would mislead)."""
+        if options:
+            raise FlipbenchError(f"{cls.prefix}/… models take no backend options (-B)")
+
+    @classmethod
     def check_protocol(cls, protocol: str) -> None:
         """Refuse, before any call, a trial protocol (`tasks.protocols`) this backend cannot
         send: raw text needs a completions endpoint."""

@@ -83,8 +83,8 @@ class ReadingFailed(Exception):
     """A request of the reading failed (the reply is journaled as an error)."""
 
 
-class NextTokenModel(Protocol):
-    """What the whole-answer reading needs of a model (llama.cpp, a scripted fake)."""
+class Tokenizer(Protocol):
+    """A model's tokenizer, as the reading of a form's tokens needs it."""
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
         """The tokens of `text` (special tokens in it parsed; BOS added with add_special as
@@ -94,6 +94,10 @@ class NextTokenModel(Protocol):
     async def detokenize(self, tokens: Sequence[int]) -> str:
         """The text of `tokens`."""
         ...
+
+
+class NextTokenModel(Tokenizer, Protocol):
+    """What the whole-answer reading needs of a model (llama.cpp, a scripted fake)."""
 
     async def next_tokens(self, tokens: Sequence[int], *, complete: bool) -> NextTokens:
         """The next-token log-probabilities after `tokens`; the whole vocabulary when
@@ -187,6 +191,28 @@ def _logsumexp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
+async def continuation_tokens(
+    model: Tokenizer, prompt: str, base: Sequence[int], form: str
+) -> tuple[tuple[list[int], str] | None, int]:
+    """The form's tokens as the model would produce them after the prompt (whose tokens are
+    `base`): the suffix of prompt + form past the prompt's own tokens, when those stay a prefix
+    and the suffix reads back as the form ("suffix"); else the form tokenised alone (a merge
+    at the boundary: "alone"); else None. Also the tokenize requests it took. One rule for
+    every backend that reads continuations (llama.cpp here, transformers in `hf`)."""
+    full = await model.tokenize(prompt + form, add_special=True)
+    requests = 1
+    if full[: len(base)] == list(base) and len(full) > len(base):
+        suffix = full[len(base) :]
+        requests += 1
+        if await model.detokenize(suffix) == form:
+            return (suffix, "suffix"), requests
+    alone = await model.tokenize(form, add_special=False)
+    requests += 2
+    if alone and await model.detokenize(alone) == form:
+        return (alone, "alone"), requests
+    return None, requests
+
+
 class _Reader:
     def __init__(self, model: NextTokenModel, prompt: str) -> None:
         self.model, self.prompt = model, prompt
@@ -196,23 +222,9 @@ class _Reader:
         self._forced: dict[tuple[tuple[int, ...], int], float] = {}
 
     async def tokens_of(self, form: str) -> tuple[list[int], str] | None:
-        """The form's tokens as the model would produce them after the prompt: the suffix of
-        prompt + form past the prompt's own tokens, when those stay a prefix and the suffix
-        reads back as the form; else the form tokenised alone (a merge at the boundary);
-        else None."""
-        model, out = self.model, self.result
-        full = await model.tokenize(self.prompt + form, add_special=True)
-        out.tokenize_requests += 1
-        if full[: len(self.base)] == self.base and len(full) > len(self.base):
-            suffix = full[len(self.base) :]
-            out.tokenize_requests += 1
-            if await model.detokenize(suffix) == form:
-                return suffix, "suffix"
-        alone = await model.tokenize(form, add_special=False)
-        out.tokenize_requests += 2
-        if alone and await model.detokenize(alone) == form:
-            return alone, "alone"
-        return None
+        found, requests = await continuation_tokens(self.model, self.prompt, self.base, form)
+        self.result.tokenize_requests += requests
+        return found
 
     async def node(self, prefix: tuple[int, ...], complete: bool = False) -> NextTokens:
         """The next tokens after prompt + prefix, asked once per prefix (and once more only
@@ -313,9 +325,17 @@ async def whole_answer_reply(
     except ReadingFailed as exc:
         return Reply(body, None, ok=False, error=str(exc),
                      latency_s=time.perf_counter() - started)  # fmt: skip
+    return reading_reply(whole, answers, body, time.perf_counter() - started)
+
+
+def reading_reply(
+    whole: WholeAnswers, answers: Sequence[str], body: dict[str, Any], latency_s: float
+) -> Reply:
+    """The exact-mode reply that records a whole-answer reading (`body`: the request, with
+    the reading named): every backend's readings are journaled in this one shape."""
     meta = whole.meta()
     reply = Reply(
-        body, {"whole_answer": meta}, ok=True, latency_s=time.perf_counter() - started,
+        body, {"whole_answer": meta}, ok=True, latency_s=latency_s,
         meta={"exact_reading": WHOLE_ANSWER, "whole_answer": meta},
     )  # fmt: skip
     reply.answer_logprobs = whole.answer_logprobs(answers)

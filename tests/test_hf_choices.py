@@ -62,7 +62,7 @@ def test_backend_option_flag_is_named_in_its_errors() -> None:
         "dtype": "float16",
         "batch_size": 8,
     }
-    with pytest.raises(FlipbenchError, match=r"^-B expects key=value"):
+    with pytest.raises(FlipbenchError, match=r"^-B expects NAME=VALUE"):
         parse_model_options(["dtype"], flag="-B")
 
 

@@ -33,6 +33,7 @@ class ConditionData:
     answers: list[str] = field(default_factory=list)  # valid sampled answers
     texts: list[str] = field(default_factory=list)  # their reply texts (games: the reasoning)
     probs: dict[str, float] | None = None  # exact, renormalised over the answers
+    coverage: float | None = None  # exact: the answers' mass before renormalising
 
     @property
     def exact(self) -> bool:

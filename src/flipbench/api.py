@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,10 @@ from flipbench.store import (
 from flipbench.summaries import RunSummary
 from flipbench.tasks import get_experiment
 from flipbench.tasks.definition import ExperimentDefinition, ResolvedExperiment
+
+#: Builds a run's backend from its config instead of the backend class's `from_config` (a
+#: sweep's backends share one budget and one concurrency cap).
+BackendFactory = Callable[[RunConfig], Backend]
 
 
 @dataclass
@@ -166,13 +170,15 @@ def _sync(run_id: str, job: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
 
 async def _session(
     db: Path, run_id: str, config: RunConfig, experiment: ResolvedExperiment, backend: Backend,
-    *, create: bool, progress: bool, notify: Notify | None,
+    *, create: bool, progress: bool, notify: Notify | None, results: bool = True,
 ) -> RunOutcome:  # fmt: skip
     session = RunSession(
         db, run_id, config, experiment, backend, create=create, progress=progress,
         notify=notify or _silent,
     )  # fmt: skip
     status, message, retries = await session.execute()
+    if not results:  # a sweep of hundreds of runs reads them all back at once, without figures
+        return RunOutcome(run_id, status, message, None, [], db, retries)
     return _finish(db, run_id, status, message, retries)
 
 
@@ -200,9 +206,13 @@ async def start_run_async(
     *,
     progress: bool = False,
     notify: Notify | None = None,
+    make_backend: BackendFactory | None = None,
+    results: bool = True,
 ) -> RunOutcome:
     """`start_run` on the caller's event loop, so that several runs can go side by side
-    (each holds its own lock and backend; the journal serialises their writes)."""
+    (each holds its own lock and backend; the journal serialises their writes).
+    `make_backend` replaces the backend class's own construction (a sweep's shared budget);
+    `results=False` skips reading the results back and drawing figures at the end."""
     db = db or default_db_path()
     experiment, cls = _resolve(config)
     _check_db(db)
@@ -211,14 +221,15 @@ async def start_run_async(
     with RunLock(db, run_id):  # held for the run's whole life, from before it is created
         try:
             with Journal(db, create=False) as journal:
-                if run_id in {r.run_id for r in journal.list_runs()}:
+                if journal.has_run(run_id):  # one lookup: a sweep starts hundreds of runs
                     raise FlipbenchError(f"run {run_id!r} already exists; use --resume {run_id}")
         except NoJournal:  # none yet (or another process is creating it right now)
             pass
-        backend = cls.from_config(config)
+        backend = (make_backend or cls.from_config)(config)
         return await _session(
-            db, run_id, config, experiment, backend, create=True, progress=progress, notify=notify
-        )
+            db, run_id, config, experiment, backend, create=True, progress=progress, notify=notify,
+            results=results,
+        )  # fmt: skip
 
 
 def resume_run(
@@ -254,6 +265,8 @@ async def resume_run_async(
     notify: Notify | None = None,
     force: bool = False,
     threads: int | None = None,
+    make_backend: BackendFactory | None = None,
+    results: bool = True,
 ) -> RunOutcome:
     """`resume_run` on the caller's event loop.
 
@@ -280,11 +293,14 @@ async def resume_run_async(
         if lock.check_takeover(run) and notify is not None:
             notify(f"taking over run {run_id} from process {run.pid}, which does not hold it")
         if run.status == "complete":
+            if not results:
+                return RunOutcome(run_id, run.status, "already complete", None, [], db)
             return _finish(db, run_id, run.status, "already complete")
-        backend = cls.from_config(config)
+        backend = (make_backend or cls.from_config)(config)
         return await _session(
-            db, run_id, config, experiment, backend, create=False, progress=progress, notify=notify
-        )
+            db, run_id, config, experiment, backend, create=False, progress=progress, notify=notify,
+            results=results,
+        )  # fmt: skip
 
 
 def list_runs(db: Path | None = None) -> list[RunRow]:

@@ -199,7 +199,7 @@ class RunConfig(BaseModel):
         for key in options:
             name = str(key).strip().lower().replace("-", "_")
             if not name:
-                raise ValueError("-M needs a field name (key=value)")
+                raise ValueError("-M needs a field name (NAME=VALUE)")
             if name in OWNED_REQUEST_FIELDS:
                 instead = OWNED_REQUEST_FIELDS[name]
                 raise ValueError(f"-M {name}=… would bypass the recorded definition; {instead}")

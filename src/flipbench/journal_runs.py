@@ -138,6 +138,13 @@ class RunTable(JournalFile):
             raise FlipbenchError(f"no run {run_id!r} in {self.path} (see `flipbench runs`)")
         return self._run_row(row)
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether a run of this id exists (one indexed lookup, not a listing)."""
+        return (
+            self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            is not None
+        )
+
     def list_runs(self) -> list[RunRow]:
         """Every run, including any whose stored id is unusable (listed, never used as a path)."""
         rows = self._db.execute("SELECT * FROM runs ORDER BY created_at, run_id").fetchall()

@@ -361,6 +361,7 @@ def compute_results(journal: Journal, run_id: str) -> RunResults:
             invalid.setdefault(key, Counter())[str(category or "unknown")] += 1
         elif exact:
             data[key].probs = probs
+            data[key].coverage = row["coverage"]
             coverage[key] = row["coverage"]
         else:
             data[key].answers.append(answer)

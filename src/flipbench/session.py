@@ -9,6 +9,7 @@ that several runs (a sweep) can share one event loop.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 from collections.abc import Callable
@@ -37,6 +38,13 @@ def _silent(text: str) -> None:
 
 def package_versions() -> dict[str, Any]:
     """flipbench's, Python's and the main libraries' versions, recorded with every run."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, Any]:
+    """Read once per process: the metadata lookups cost ~40 ms, and a sweep starts hundreds of
+    runs (installed versions do not change under a running process)."""
     versions: dict[str, Any] = {"flipbench": __version__, "python": platform.python_version()}
     for name in _LIBS:
         try:

@@ -118,7 +118,7 @@ def parse_model_options(pairs: list[str], flag: str = "-M") -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise FlipbenchError(f"{flag} expects key=value, got {pair[:60]!r}")
+            raise FlipbenchError(f"{flag} expects NAME=VALUE, got {pair[:60]!r}")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

@@ -24,6 +24,8 @@ _BUILTIN = {
     "ternary": "flipbench.kinds.categorical:TERNARY",
     "gaussian": "flipbench.kinds.gaussian:GAUSSIAN",
     "word-pair": "flipbench.kinds.words:WORD_PAIR",
+    "bayes-bias": "flipbench.kinds.bayes_bias:BAYES_BIAS",
+    "bayes-icl": "flipbench.kinds.bayes_icl:BAYES_ICL",
 }
 _REGISTERED: dict[str, ExperimentKind] = {}
 

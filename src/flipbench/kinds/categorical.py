@@ -29,7 +29,7 @@ from flipbench.analysis import (
 from flipbench.distfit import categorical_fit
 from flipbench.kinds.base import ExperimentKind
 from flipbench.kinds.curve import curve_analysis
-from flipbench.metric_models import CategoricalMetrics, ConditionFit, TernaryMetrics
+from flipbench.metric_models import CategoricalMetrics, ConditionFit, KindMetrics, TernaryMetrics
 from flipbench.scoring import BenchmarkParts
 from flipbench.tasks.definition import Condition, ResolvedExperiment
 
@@ -71,13 +71,25 @@ def _fit_line(name: str, fit: ConditionFit) -> str:
     return line
 
 
-def _tracks_first(data: Sequence[ConditionData]) -> bool:
-    """Every condition requests x for its first answer: r(x) has the diagonal as target."""
-    return len(data) >= 2 and all(
+def tracks_first(data: Sequence[ConditionData]) -> bool:
+    """Every condition requests x for its first answer, over at least two different x: r(x)
+    has the diagonal as target."""
+    return len({d.condition.x for d in data}) >= 2 and all(
         d.condition.target is not None
         and abs(d.condition.target.get(d.condition.first, math.nan) - d.condition.x) < 1e-9
         for d in data
     )
+
+
+def with_curve(curve: Analysis | None, metrics: KindMetrics, lines: list[str]) -> Analysis:
+    """The kind's analysis: S (with its floor and corrected value) from the first answer's
+    curve where there is one, else NaN."""
+    if curve is None:
+        return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
+    return Analysis(
+        curve.s, curve.s_ci, metrics, lines, None, curve.s_noise_floor, curve.s_corrected,
+        curve.s_method,
+    )  # fmt: skip
 
 
 class CategoricalKind(ExperimentKind):
@@ -95,18 +107,13 @@ class CategoricalKind(ExperimentKind):
                 f" mean TV {number_text(float(np.mean(tvs)))},"
                 f" largest {number_text(max(tvs))}"
             )
-        curve = curve_analysis(data) if _tracks_first(data) else None
+        curve = curve_analysis(data) if tracks_first(data) else None
         metrics = CategoricalMetrics(
             per_condition=fits,
             mean_tv=float(np.mean(tvs)) if tvs else None,
             S=estimate(curve.s, curve.s_ci) if curve is not None else None,
         )
-        if curve is None:
-            return Analysis(math.nan, (math.nan, math.nan), metrics, lines)
-        return Analysis(
-            curve.s, curve.s_ci, metrics, lines, None, curve.s_noise_floor, curve.s_corrected,
-            curve.s_method,
-        )  # fmt: skip
+        return with_curve(curve, metrics, lines)
 
     def figures(self, results: RunResults, out_dir: Path) -> list[Path]:
         from flipbench.figures.figure import response_curve, run_title

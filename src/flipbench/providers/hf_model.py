@@ -7,7 +7,7 @@ reading is exact (no top-k list to widen, unlike llama.cpp's server) and, where 
 shared: a prompt's forward pass is computed once and its key/value cache serves every choice
 (`score_continuations`), and an in-context sequence is read at all its answer positions from
 one pass over the longest prefix (`prefix_choice_probs`, the saving measured by
-`bench/hf_prefix_pass.py`). Log-softmax is taken in float32 whatever the weights' dtype
+`bench/icl_cost.py`). Log-softmax is taken in float32 whatever the weights' dtype
 (bf16 log-softmax quantises every probability to a few values).
 
 Whole answers follow `whole_answer`'s definitions to the letter (surface forms, the stop rule,

@@ -26,6 +26,7 @@ from flipbench.testing.fault_config import (
     FATAL,
     FAULT_KINDS,
     FaultConfig,
+    ModelScript,
     check_config,
     fault_probabilities,
     omitted_from_top,
@@ -61,9 +62,20 @@ class FaultServer:
     """The server; all mutable state lives on its event loop, counters are read under a lock."""
 
     def __init__(
-        self, config: FaultConfig, *, port: int = 0, models: list[dict[str, Any]] | None = None
+        self,
+        config: FaultConfig,
+        *,
+        port: int = 0,
+        models: list[dict[str, Any]] | None = None,
+        scripts: dict[str, ModelScript] | None = None,
     ) -> None:
         check_config(config)
+        for script in (scripts or {}).values():
+            script.check()
+        # Per-model behaviour by the request's `model` (a sweep's test: known biases, dead
+        # models, rate limits, prices), and how many chat requests named each model.
+        self.scripts = dict(scripts or {})
+        self._model_counts: Counter[str] = Counter()
         self._shapes = hostile_shapes(config.hostile)
         self._top_list = TopList(
             omitted_from_top(config), tuple(top_extra_candidates(config)), config.top_k_cap,
@@ -115,6 +127,12 @@ class FaultServer:
         """Keys: "requests", "ok", and one per fault kind or rejection that happened."""
         with self._lock:
             return dict(self._counts)
+
+    @property
+    def model_counts(self) -> dict[str, int]:
+        """Chat requests received per requested model name (every model, scripted or not)."""
+        with self._lock:
+            return dict(self._model_counts)
 
     @property
     def billed_usd(self) -> float:
@@ -198,17 +216,24 @@ class FaultServer:
             meta = {"reason": "body is not a JSON object"}
             return self._error(request, 400, 400, "Invalid request", meta)
         model = str(body.get("model") or "fault/model")
-        if cfg.fatal is not None:
-            self._count(f"fatal_{cfg.fatal}")
-            status, message = FATAL[cfg.fatal]
+        script = self.scripts.get(model, ModelScript())
+        with self._lock:
+            self._model_counts[model] += 1
+        fatal = script.fatal or cfg.fatal
+        if fatal is not None:
+            self._count(f"fatal_{fatal}")
+            status, message = FATAL[fatal]
             return self._error(request, status, status, message.format(model=model), {})
         # Draw exactly two numbers per request so outcome sequences stay aligned for a seed.
         u_fault, u_answer = self._rng.random(), self._rng.random()
-        kind = next((k for k, edge in self._bands if u_fault < edge), "ok")
+        if script.rate_limit is not None:  # this model's own 429 share replaces the bands
+            kind = "rate_limit" if u_fault < script.rate_limit else "ok"
+        else:
+            kind = next((k for k, edge in self._bands if u_fault < edge), "ok")
         self._count(kind)
         if await self._sleep(cfg.latency_s):
             return self._error(request, 503, 503, "Fault server shutting down")
-        return await self._reply(request, kind, body, model, u_answer)
+        return await self._reply(request, kind, body, model, u_answer, script)
 
     def _error(
         self,
@@ -248,9 +273,17 @@ class FaultServer:
         return shape
 
     async def _reply(
-        self, request: web.Request, kind: str, body: dict[str, Any], model: str, u_answer: float
+        self,
+        request: web.Request,
+        kind: str,
+        body: dict[str, Any],
+        model: str,
+        u_answer: float,
+        script: ModelScript | None = None,
     ) -> web.Response:
         cfg = self.config
+        script = script or ModelScript()
+        cost = cfg.cost_per_call if script.cost_per_call is None else script.cost_per_call
         retry = {"Retry-After": f"{cfg.retry_after_s:g}"}
         if kind == "rate_limit":
             return self._error(request, 429, 429, "Rate limit exceeded", {}, retry)
@@ -283,7 +316,7 @@ class FaultServer:
         if shape in RAW_BODIES:
             text, content_type = RAW_BODIES[shape]
             return web.Response(text=text, content_type=content_type)
-        p1 = cfg.p_one
+        p1 = cfg.p_one if script.p_one is None else script.p_one
         if cfg.echo_p and (m := ECHO_RE.search(prompt_text(body))):
             p1 = min(1.0, max(0.0, float(m.group(1)) / 100.0))
         gen_id = f"gen-{uuid.uuid4().hex}"
@@ -295,7 +328,7 @@ class FaultServer:
             "created": int(time.time()),
         }
         headers = {"X-Generation-Id": gen_id}
-        usage = usage_json(40, 1, cfg.cost_per_call)
+        usage = usage_json(40, 1, cost)
         if kind == "no_choices":
             reply.update(choices=[], usage=usage_json(40, 0, 0.0))
             return costed(json_response(reply, headers=headers), 0.0)
@@ -306,7 +339,7 @@ class FaultServer:
             max_tokens = body.get("max_tokens")
             spent = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 16
             answer, finish, reasoning = "", "length", "Let me think about the coin..."
-            usage = usage_json(40, spent, cfg.cost_per_call, reasoning_tokens=spent)
+            usage = usage_json(40, spent, cost, reasoning_tokens=spent)
         elif kind == "cache_hit":
             headers["X-OpenRouter-Cache-Status"] = "HIT"
             usage = usage_json(0, 0, 0.0)

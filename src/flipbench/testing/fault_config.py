@@ -48,6 +48,25 @@ FATAL = {
 FATAL_MODES = tuple(FATAL)
 
 
+@dataclass(frozen=True)
+class ModelScript:
+    """One model's own behaviour on a server that lists many (a sweep's test): each field set
+    replaces the server-wide `FaultConfig` value for requests naming this model, so 240 models
+    can each have a known bias, be dead (`fatal`), be rate-limited or charge their own price."""
+
+    p_one: float | None = None
+    fatal: str | None = None  # one of FATAL_MODES
+    rate_limit: float | None = None  # probability of a 429 per request
+    cost_per_call: float | None = None
+
+    def check(self) -> None:
+        if self.fatal is not None and self.fatal not in FATAL_MODES:
+            raise ValueError(f"fatal must be one of {FATAL_MODES} or None")
+        for value in (self.p_one, self.rate_limit):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError("p_one and rate_limit must lie in [0, 1]")
+
+
 @dataclass
 class FaultConfig:
     """Server behaviour; each fault field is that fault's probability per request."""

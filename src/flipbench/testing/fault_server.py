@@ -14,6 +14,10 @@ client's journal can be checked against what it was charged. ``omit_from_top``, 
 ``top_k_cap`` and ``top_filler_p`` script what exact mode's ``top_logprobs`` lists show (an
 answer below the top k, a first token two answers share).
 
+``scripts`` (a ``ModelScript`` per model name) gives each model its own behaviour on a server
+that lists many: a known bias, dead with a fatal status, rate-limited, its own price (a sweep's
+test); ``model_counts`` counts the chat requests per model.
+
 Use it in-process (``await FaultServer(cfg).start()`` or ``running_in_thread(cfg)``) or as a
 separate process: ``python -m flipbench.testing.fault_server --port 0 --latency-s 0.05``.
 
@@ -35,7 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flipbench.testing.fault_app import HOST, FaultServer
-from flipbench.testing.fault_config import FATAL_MODES, FAULT_KINDS, FaultConfig
+from flipbench.testing.fault_config import FATAL_MODES, FAULT_KINDS, FaultConfig, ModelScript
 from flipbench.testing.hostile import (
     DEEP_JSON_DEPTH,
     ERROR_ANSI_MESSAGE,
@@ -52,16 +56,21 @@ __all__ = [
     "HOSTILE_SHAPES",
     "FaultConfig",
     "FaultServer",
+    "ModelScript",
     "running_in_thread",
 ]
 
 
 @contextlib.contextmanager
 def running_in_thread(
-    config: FaultConfig, *, port: int = 0, models: list[dict[str, Any]] | None = None
+    config: FaultConfig,
+    *,
+    port: int = 0,
+    models: list[dict[str, Any]] | None = None,
+    scripts: dict[str, ModelScript] | None = None,
 ) -> Iterator[FaultServer]:
     """Serve from a daemon thread's own loop, so synchronous code and other loops can use it."""
-    server = FaultServer(config, port=port, models=models)
+    server = FaultServer(config, port=port, models=models, scripts=scripts)
     loop = asyncio.new_event_loop()
 
     def run() -> None:

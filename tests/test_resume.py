@@ -218,7 +218,7 @@ def _assert_topped_up(tmp_path: Path, db: Path, run_id: str, before: dict[int, R
     # old maximum can only be samples that were in flight when the process was stopped: at most
     # one per llama.cpp slot (--max-concurrency requests × completions per request, recorded
     # with the run as `slots`).
-    in_flight = int(json.loads(_run_row(db, run_id)["versions_json"])["slots"])
+    in_flight = int(json.loads(_run_row(db, run_id)["versions_json"])["model"]["slots"])
     old, fresh = _indices(before), _indices(new)
     gaps = 0
     for cond in CONDITIONS:

@@ -118,12 +118,14 @@ def cache_root(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def converted_key(gguf: Path, runtime_version: str) -> str:
-    """The cache entry of a GGUF's dequantised safetensors copy, keyed by the file's resolved
-    path, size and modification time (hashing gigabytes at every load would cost more than
-    the reload it saves; the file's sha256 is recorded inside the entry) and the transformers
-    version that converted it."""
+    """The cache entry of a GGUF's dequantised safetensors copy, keyed by the file's name,
+    size and modification time (hashing gigabytes at every load would cost more than the
+    reload it saves; the file's sha256 is recorded inside the entry) and the transformers
+    version that converted it. Not by its directory: the embedded model installed in another
+    virtual environment (a fresh clone, a CI run) is the same file with the same wheel
+    timestamps, and a per-path key left one ~0.5 GB copy behind for each."""
     stat = gguf.stat()
-    ident = f"{gguf.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{runtime_version}"
+    ident = f"{gguf.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{runtime_version}"
     digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:20]
     stem = re.sub(r"[^\w.\-]", "_", gguf.stem)[:60]
     return f"{stem}-{digest}"

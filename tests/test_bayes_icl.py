@@ -20,7 +20,7 @@ from flipbench.kinds.bayes_icl import BayesMetrics
 from flipbench.report.run_figures import figures_for
 from flipbench.results import RunResults, compute_results
 from flipbench.store import Journal, SampleRecord
-from flipbench.tasks import get_experiment, register_experiment
+from flipbench.tasks import EXPERIMENTS, get_experiment
 from flipbench.tasks.bayes_icl import (
     BAYES_ICL,
     LENGTHS,
@@ -280,7 +280,7 @@ def test_hf_and_local_read_the_same_in_context_probabilities(
         update={"name": "bayes-icl-f32-check", "grids": {"default": tuple(
             s for s in small if s.key in keep)}}
     )  # fmt: skip
-    register_experiment(check)
+    monkeypatch.setitem(EXPERIMENTS, check.name, check)  # not left registered for later tests
     db = tmp_path / "j.db"
     runs = {}
     for backend in ("hf", "local"):

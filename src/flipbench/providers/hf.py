@@ -16,7 +16,6 @@ reading at a time in a worker thread; its own arguments (dtype, device, batch si
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -39,6 +38,7 @@ from flipbench.providers.hf_choices import (
     resolve_source,
 )
 from flipbench.providers.hf_model import HFModel
+from flipbench.providers.local import file_sha256
 from flipbench.providers.whole_answer import WHOLE_ANSWER, reading_reply
 
 if TYPE_CHECKING:
@@ -73,14 +73,6 @@ def require_extra(source: HFSource | None = None) -> tuple[Any, Any]:
     if missing:
         raise FlipbenchError(f"hf/… models need {', '.join(missing)}: {INSTALL_HINT}")
     return torch, transformers
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_model(
@@ -157,7 +149,7 @@ def _load_gguf(gguf: Path, dtype: Any, transformers: Any) -> tuple[Any, Any, dic
         del model.config.quantization_config
     info = {
         "gguf_file": gguf.name,
-        "gguf_sha256": _sha256(gguf),
+        "gguf_sha256": file_sha256(gguf),
         "gguf_bytes": gguf.stat().st_size,
         "converted_by": f"transformers {transformers.__version__}",
         "convert_seconds": round(time.perf_counter() - started, 2),

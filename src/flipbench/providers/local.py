@@ -89,7 +89,8 @@ def resolve_gguf(model: str) -> Path:
     raise FlipbenchError(f"unknown local model {name!r}: use {known} or local/<path to a .gguf>")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A model file's sha256, read in 1 MiB blocks (recorded with every run)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -172,7 +173,7 @@ class LocalBackend(Backend):
         await self._native.start()
         meta = await asyncio.to_thread(self._model_meta)
         self._n_vocab = int(meta.get("n_vocab") or 0) or None
-        sha = await asyncio.to_thread(_sha256, self.path)
+        sha = await asyncio.to_thread(file_sha256, self.path)
         self._versions = {
             "model": self.model,
             "gguf_file": self.path.name,

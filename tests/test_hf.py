@@ -205,3 +205,31 @@ def test_importing_the_backend_loads_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_loading_prints_no_progress_bars_or_warnings(capfd: pytest.CaptureFixture[str]) -> None:
+    """transformers draws a "Loading weights" bar (and logs warnings) on stderr, through
+    flipbench's own progress line; `quiet_loading` keeps the terminal clean and restores the
+    library's settings. Without it the same load prints the bar (so the check can fail)."""
+    import transformers
+
+    from flipbench.providers.hf import quiet_loading
+    from flipbench.providers.hf_choices import cache_root
+
+    converted = next((cache_root() / "hf-gguf").iterdir(), None)
+    if converted is None:  # the first load converts the GGUF and caches it
+        load_model(resolve_source("hf/smollm2"), threads=1)
+        converted = next((cache_root() / "hf-gguf").iterdir())
+    log: Any = transformers.utils.logging
+    log.enable_progress_bar()
+    capfd.readouterr()
+    auto = transformers.AutoModelForCausalLM
+    auto.from_pretrained(str(converted), local_files_only=True)
+    assert "Loading weights" in capfd.readouterr().err
+    verbosity = log.get_verbosity()
+    with quiet_loading(transformers):
+        auto.from_pretrained(str(converted), local_files_only=True)
+    load_model(resolve_source("hf/smollm2"), threads=1)
+    assert capfd.readouterr().err == ""
+    assert log.is_progress_bar_enabled() and log.get_verbosity() == verbosity  # restored

@@ -15,7 +15,7 @@ import pytest
 from flipbench import api
 from flipbench.config import RunConfig, available_cores
 from flipbench.errors import FlipbenchError
-from flipbench.plan import SLOW_RUN_S, Plan, local_seconds, slow_warning
+from flipbench.plan import LOCAL_RATES, SLOW_RUN_S, Plan, duration, local_seconds, slow_warning
 from flipbench.progress import eta_seconds
 from flipbench.providers.base import Backend, Message, Reply, SampleSettings
 from flipbench.store import Journal
@@ -116,3 +116,43 @@ def test_threads_are_refused_for_api_models(
 def test_a_journal_reads_only_the_columns_asked(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.db") as journal, pytest.raises(ValueError, match="unknown"):
         list(journal.samples("r", ["condition; DROP TABLE runs"]))
+
+
+class _ExactCpuBackend(_CpuBackend):
+    """Reads exactly on this machine's CPU at its own measured rate (as `hf/` does)."""
+
+    prefix: ClassVar[str] = "cpu-exact"
+    supports_exact: ClassVar[bool] = True
+    exact_s_per_condition: ClassVar[float | None] = 0.25
+
+    async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
+        reply = Reply({"messages": [dict(m) for m in messages]}, {}, ok=True, http_status=200)
+        reply.answer_logprobs = {a: [-0.7] for a in answers}
+        return reply
+
+
+class _ExactLlamaRate(_ExactCpuBackend):
+    prefix: ClassVar[str] = "cpu-llama"
+    exact_s_per_condition: ClassVar[float | None] = None  # the plan's llama.cpp rate
+
+
+def test_an_exact_plan_uses_the_backend_own_reading_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`hf/` reads a condition ~10× faster than llama.cpp: its plan must not say llama.cpp's."""
+    from flipbench.providers.hf import HFBackend
+    from flipbench.providers.local import LocalBackend
+
+    plans: dict[str, str] = {}
+    for backend in (_ExactCpuBackend, _ExactLlamaRate):
+        monkeypatch.setattr(api, "backend_class", lambda model, b=backend: b)
+        notes: list[str] = []
+        config = RunConfig(model=f"{backend.prefix}/x", experiment="single-flip", grid="t2",
+                           mode="exact", run_id=backend.prefix)  # fmt: skip
+        assert api.start_run(config, tmp_path / "j.db", notify=notes.append).status == "complete"
+        plans[backend.prefix] = next(n for n in notes if n.startswith("plan: 7 calls"))
+    assert "about 2 s " in plans["cpu-exact"]  # 7 × 0.25 s
+    assert f"about {duration(7 * LOCAL_RATES.exact_s_per_condition)} " in plans["cpu-llama"]
+    assert LocalBackend.exact_s_per_condition is None
+    hf_rate = HFBackend.exact_s_per_condition
+    assert hf_rate is not None and hf_rate < LOCAL_RATES.exact_s_per_condition / 2

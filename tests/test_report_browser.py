@@ -11,30 +11,15 @@ Set FLIPBENCH_REPORT_SCREENSHOT=path.png to keep the screenshot for a look.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import chromium_path
 
 from tests.cli_helpers import assert_ok, flipbench
 from tests.report_runs import HOSTILE_CATEGORY, PAYLOADS, make_run
-
-
-def _chromium() -> str:
-    """The system Chromium: without it (or playwright) the test fails, never skips — `make
-    test` installs both (`make browser`, the dev extra)."""
-    path = next((p for name in ("chromium", "chromium-browser") if (p := shutil.which(name))), None)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        pytest.fail(
-            "the browser test needs Debian's chromium and playwright (`make test` installs both)"
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +50,7 @@ def test_the_file_holds_every_payload_as_text_only(report: tuple[Path, str]) -> 
 def test_report_renders_offline_in_chromium_and_runs_no_payload(
     report: tuple[Path, str], tmp_path: Path
 ) -> None:
-    executable = _chromium()
+    executable = chromium_path()
     from playwright.sync_api import Route, sync_playwright
 
     path, run_id = report

@@ -74,18 +74,36 @@ SINGLE = {
         ["single-flip · model-a · sample", "grid t2 · N = 40 · T = 1", 'requested p = P("1")'],
     ),
     "d-flips": (
-        ["position_curves", "position_s"],
-        ["d-flips (D = 2) · model-a", "j = 2 (S = ", "Mean(r) (S = ", "S of the running mean"],
+        ["position_curves", "position_s", "serial_tests"],
+        [
+            "d-flips (D = 2) · model-a",
+            "j = 2 (S = ",
+            "Mean(r) (S = ",
+            "S of the running mean",
+            "autocorrelation by lag",
+            "the runs are fixed by",
+        ],
     ),
     "d-flips-10": (
-        ["position_curves", "position_s", "count_histograms"],
-        ["4 of D = 10 positions shown", "j = 10 (S = ", "variance ratio", "p = 15%", "p = 85%"],
+        ["position_curves", "position_s", "serial_tests", "count_histograms"],
+        [
+            "4 of D = 10 positions shown",
+            "i.i.d. 95 % band",
+            "runs observed / expected",
+            "j = 10 (S = ",
+            "variance ratio",
+            "p = 15%",
+            "p = 85%",
+        ],
     ),
     "d-flips-100": (
-        ["position_curves", "position_s", "count_histograms"],
+        ["position_curves", "position_s", "serial_tests", "count_histograms"],
         ["d-flips (D = 100)", "j = 50 (S = ", "p = 45%", 'number of "1"s in a reply of D = 100'],
     ),
-    "chained": (["position_curves", "position_s"], ["chained-flips · model-a", "Mean(r) (S = "]),
+    "chained": (
+        ["position_curves", "position_s", "serial_tests"],
+        ["chained-flips · model-a", "Mean(r) (S = ", "autocorrelation ρ_k"],
+    ),
     "ternary": (
         ["ternary"],
         ['requested q = P("2")', 'observed r2 = share of "2"', 'requested P("1") = 40%'],
@@ -197,7 +215,7 @@ def test_a_partial_run_draws_the_conditions_it_has(tmp_path: Path) -> None:
         make_run(journal, "r", experiment, answer, n=20, skip=frozenset({skipped.key}))
         text = check(
             figures_for_run(journal, "r", tmp_path / "out"),
-            ["position_curves", "position_s", "count_histograms"],
+            ["position_curves", "position_s", "serial_tests", "count_histograms"],
         )
     assert "p = 55%" in text and "p = 85%" not in text
 

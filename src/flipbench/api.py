@@ -20,6 +20,7 @@ from flipbench import summaries
 from flipbench.config import RunConfig, available_cores, default_db_path
 from flipbench.errors import FlipbenchError, RunInterrupted
 from flipbench.importers.base import ImportReport
+from flipbench.interventions import check_intervention, get_intervention
 from flipbench.providers import backend_class
 from flipbench.providers.base import Backend
 from flipbench.results import RunResults, compute_results
@@ -91,6 +92,7 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
     """Validate everything a run needs before anything is written or started."""
     definition = get_experiment(config.experiment)
     _check_reading(definition, config)
+    intervention = get_intervention(config.intervention)
     experiment = definition.resolve(
         grid=config.grid,
         p_values=config.p_values,
@@ -100,8 +102,14 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         d=config.d,
+        intervention=intervention,
     )
     cls = backend_class(config.model)
+    check_intervention(
+        intervention, experiment=experiment.name, protocol=experiment.protocol.kind,
+        parser=experiment.parser, mode=config.mode, constrained=config.constrained,
+        model=config.model, features=cls.request_features, model_options=config.model_options,
+    )  # fmt: skip
     if config.max_tokens is None and cls.default_max_tokens is not None:
         budget = max(experiment.max_tokens, cls.default_max_tokens)
         experiment = experiment.model_copy(update={"max_tokens": budget})
@@ -121,6 +129,12 @@ def _resolve(config: RunConfig) -> tuple[ResolvedExperiment, type[Backend]]:
     if config.run_id is not None:
         validate_run_id(config.run_id)
     return experiment, cls
+
+
+def check_run(config: RunConfig) -> ResolvedExperiment:
+    """Validate a run's config as `start_run` would (experiment, grid, model, intervention
+    and their combination) without starting anything; the resolved experiment."""
+    return _resolve(config)[0]
 
 
 def _check_threads(cls: type[Backend], config: RunConfig) -> None:

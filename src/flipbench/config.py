@@ -118,6 +118,12 @@ class RunConfig(BaseModel):
     constrained: bool = Field(
         default=False, description="enforce the answer space with a grammar/structured output"
     )
+    intervention: str = Field(
+        default="direct",
+        max_length=64,
+        description="how the model is asked to randomise (`flipbench interventions` lists them;"
+        " recorded with the run and hashed into its definition)",
+    )
     max_concurrency: int | None = Field(
         default=None,
         ge=1,

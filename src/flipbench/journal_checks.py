@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -28,13 +29,24 @@ def check_readable(path: Path) -> None:
         raise FlipbenchError(f"journal {path} is a directory, not a database file")
     if not path.exists():
         return
+    # The header is read by SQLite, not with open(): closing a plain file descriptor drops every
+    # POSIX lock this process holds on the file, including those of the SQLite connections a
+    # long-lived process (a sweep, a matrix) keeps open; another process could then checkpoint
+    # and delete the write-ahead log under them (measured: "disk I/O error" in the writer).
+    # SQLite defers closing its own descriptors while another connection holds locks.
     try:
-        with path.open("rb") as handle:
-            header = handle.read(16)
-    except OSError as exc:
-        raise FlipbenchError(f"cannot read journal {path}: {exc.strerror}") from None
-    if header and header != b"SQLite format 3\x00":
-        raise FlipbenchError(f"journal {path} is not a flipbench (SQLite) database")
+        # immutable: no lock taken, no -wal/-shm file made (a reading command writes nothing);
+        # only the file's header is read, which the write-ahead log never changes
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise FlipbenchError(f"cannot read journal {path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise FlipbenchError(f"journal {path} is not a flipbench (SQLite) database") from None
+    finally:
+        conn.close()
 
 
 def is_valid_run_id(run_id: object) -> bool:

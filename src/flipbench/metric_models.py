@@ -18,6 +18,7 @@ from flipbench.curves import PositionCurves, WordBias
 from flipbench.distfit import CategoricalFit, CountHistogram
 from flipbench.estimate import Estimate, strict_json
 from flipbench.gaussfit import GaussianFit
+from flipbench.sequence_tests import SequenceTests
 
 __all__ = [
     "CategoricalMetrics",
@@ -88,10 +89,12 @@ class GameMetrics(CurveMetrics):
 
 
 class SequenceMetrics(KindMetrics):
-    """D flips per reply or per turn: per-position curves; histograms for D >= 10."""
+    """D flips per reply or per turn: per-position curves; histograms for D >= 10; the serial
+    tests (runs, autocorrelation, longest run, bigrams) per p (`sequence_tests`)."""
 
     positions: PositionCurves
     count_histograms: dict[str, CountHistogram] | None = None
+    serial: dict[str, SequenceTests] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

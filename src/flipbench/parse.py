@@ -27,6 +27,7 @@ __all__ = [
     "parse_last_answer",
     "parse_number",
     "parse_reply",
+    "parse_text",
     "parse_tokens",
     "unwrap",
 ]
@@ -217,6 +218,19 @@ def parse_number(content: str | None, finish_reason: str | None = None) -> Parse
     return ParsedAnswer(found.pop(), None)
 
 
+#: The answer recorded for a free-text reply: the text itself is in the journal's content column.
+TEXT_ANSWER = "text"
+
+
+def parse_text(content: str | None, finish_reason: str | None = None) -> ParsedAnswer:
+    """A generated text (a story) is its own answer: any visible text is valid, even when cut
+    at max_tokens, because its kind reads only what the text holds (complete word gaps)."""
+    if content is None or not content.strip():
+        truncated = finish_reason == "length"
+        return ParsedAnswer(None, InvalidCategory.TRUNCATED if truncated else InvalidCategory.EMPTY)
+    return ParsedAnswer(TEXT_ANSWER, None)
+
+
 def parse_reply(
     content: str | None,
     answers: Sequence[str],
@@ -232,6 +246,8 @@ def parse_reply(
         return parse_tokens(content, answers, d, finish_reason)
     if parser == "number":
         return parse_number(content, finish_reason)
+    if parser == "text":
+        return parse_text(content, finish_reason)
     if parser == "last-option":
         return parse_last_answer(content, answers, finish_reason)
     raise ValueError(f"unknown parser {parser!r}")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
+from flipbench.interventions.reading import read_reply
+from flipbench.interventions.seeding import seeded_condition
 from flipbench.parse import NO_LOGPROBS, InvalidCategory, parse_last_answer, parse_reply
 from flipbench.progress import Reporter
 from flipbench.providers.base import Backend, Reply, SampleSettings, exact_distribution
@@ -88,7 +90,8 @@ class Runner:
         # Samples per request: several where the protocol and the backend allow (one slot
         # each on llama.cpp), else one.
         self.batch = 1
-        if not exact and self.trial.sample_many is not None:
+        seeded = experiment.intervention is not None and experiment.intervention.seed
+        if not exact and self.trial.sample_many is not None and not seeded:  # one prompt each
             probe = SampleSettings(experiment.temperature, experiment.max_tokens)
             self.batch = max(1, backend.completions_per_request(probe))
         target = 1 if exact else experiment.n
@@ -231,6 +234,7 @@ class Runner:
             constrain_count=experiment.d if experiment.parser == "d-tokens" else 1,
             seed=seed,
             continuation=self.trial.continuation,
+            request_fields=condition.request_fields,
         )
 
     async def _send(self, condition: Condition, indices: list[int]) -> list[SampleRecord]:
@@ -242,7 +246,14 @@ class Runner:
         sample = self._sample_settings(condition, indices[0])
         if len(indices) > 1 and self.trial.sample_many is not None:
             return await self.trial.sample_many(self, condition, indices, sample)
-        return [await self.trial.sample(self, condition, indices[0], sample)]
+        given = None
+        if condition.seeded:  # the number is a function of the sample: a resume draws the same
+            base = self.run_id if self.settings.seed is None else str(self.settings.seed)
+            condition, given = seeded_condition(condition, base, indices[0])
+        record = await self.trial.sample(self, condition, indices[0], sample)
+        if given is not None:
+            record.meta["given_seed"] = given
+        return [record]
 
     def stop_for_budget(self, exc: BudgetReached) -> None:
         """No new request starts; those in flight finish and are journaled, then the run stops."""
@@ -255,10 +266,17 @@ class Runner:
             record.invalid_category = reply.invalid_category
         elif reply.ok:
             experiment = self.experiment
-            parsed = parse_reply(
-                reply.content, condition.answers, experiment.parser, d=experiment.d,
-                finish_reason=reply.finish_reason,
-            )  # fmt: skip
+            if experiment.intervention is None:
+                parsed = parse_reply(
+                    reply.content, condition.answers, experiment.parser, d=experiment.d,
+                    finish_reason=reply.finish_reason,
+                )  # fmt: skip
+            else:  # read as the intervention asked for it (after "Answer:", a tool call, …)
+                parsed, extra = read_reply(
+                    experiment.intervention, reply.content, reply.response, condition.answers,
+                    experiment.parser, d=experiment.d, finish_reason=reply.finish_reason,
+                )  # fmt: skip
+                record.meta.update(extra)
             reasoning = reply.meta.get("reasoning")
             if (
                 self.settings.answer_from_reasoning

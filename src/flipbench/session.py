@@ -13,16 +13,17 @@ import functools
 import importlib.metadata
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from flipbench import __version__
 from flipbench.config import RunConfig
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
-from flipbench.plan import Plan, local_seconds, slow_warning
+from flipbench.plan import LOCAL_RATES, Plan, local_seconds, slow_warning
 from flipbench.progress import reporter_for
 from flipbench.providers.base import Backend, estimate_request_tokens
+from flipbench.providers.keys import KeysExhausted
 from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
 from flipbench.store import Journal, RunRow
 from flipbench.tasks.definition import Condition, ResolvedExperiment
@@ -136,6 +137,10 @@ class RunSession:
                 f"budget reached: spent ${journal.spent(run_id):.4f} of ${exc.limit:.4f};"
                 f" continue with --resume {run_id} --max-cost <more>"
             )
+        except KeysExhausted as exc:  # no fault of the run: it waits for a key with credit
+            status = "stopped"
+            message = f"{exc}; continue with --resume {run_id} once a key has credit"
+            raise
         except FlipbenchError as exc:
             status, message = "failed", str(exc)
             raise
@@ -197,7 +202,12 @@ class RunSession:
         if backend.uses_cpu_threads:
             shortest = 2 * experiment.d  # d answers, the spaces between and the end token
             longest = shortest if config.constrained else experiment.max_tokens
-            seconds = local_seconds(calls, exact=exact, reply_tokens=(shortest, longest))
+            rates = LOCAL_RATES
+            if backend.exact_s_per_condition is not None:  # this backend's own reading time
+                rates = replace(rates, exact_s_per_condition=backend.exact_s_per_condition)
+            seconds = local_seconds(
+                calls, exact=exact, reply_tokens=(shortest, longest), rates=rates
+            )
         return Plan(
             conditions=len(conditions),
             calls=calls,

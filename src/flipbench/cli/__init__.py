@@ -15,6 +15,7 @@ from flipbench.cli import catalog
 from flipbench.cli import battery
 from flipbench.cli import report as report  # registers `report` and `compare`
 from flipbench.cli import sweep as sweep  # registers `sweep` (run, show, list)
+from flipbench.cli import matrix as matrix  # registers `matrix` (run, show)
 
 # isort: on
 from flipbench.cli.catalog import delete_cmd, experiments_cmd, runs_cmd

@@ -1,4 +1,5 @@
-"""`flipbench bench`, `leaderboard` and `import`: the benchmark and the paper's data, on the CLI.
+"""`flipbench bench`, `leaderboard`, `import` and `interventions`: the benchmark, the paper's
+data and the ways of asking a model to randomise, on the CLI.
 
 Registered on the one `app` of `flipbench.cli`; like it, a thin layer over the Python API.
 """
@@ -164,6 +165,31 @@ def bench(
         )  # fmt: skip
     print_summary(outcome.summary)
     out.print(plain(f"summary: {outcome.path}"))
+
+
+@app.command("interventions")
+def interventions_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """List the interventions (`flipbench run EXP --intervention NAME`), one line each."""
+    import json
+
+    from flipbench.interventions import INTERVENTIONS
+
+    if fmt not in ("table", "json"):
+        raise usage_failure(f"unknown format {fmt!r} (use table or json)")
+    if fmt == "json":
+        print(json.dumps([i.model_dump(mode="json") for i in INTERVENTIONS.values()], indent=2))
+        return
+    table = Table(title="interventions (docs/interventions.md: prompts, parsers, sources)")
+    for name in ("intervention", "what it does", "exact mode", "needs"):
+        table.add_column(name, overflow="fold")
+    for i in INTERVENTIONS.values():
+        needs = f"an API taking `{i.needs}`" if i.needs else ""
+        table.add_row(*map(plain, (i.name, i.summary, "yes" if i.bare_answer and not i.seed
+                                   else "no", needs)))  # fmt: skip
+    out.print(table)
+    out.print("run one: flipbench run EXPERIMENT --intervention NAME")
 
 
 EMPTY_LEADERBOARD = (

@@ -73,6 +73,8 @@ class RunLine:
     def cells(self) -> list[str]:
         run = self.run
         experiment = run.experiment + (f" (D = {self.d})" if self.d is not None else "")
+        if (intervention := _intervention(run)) != "direct":
+            experiment += f" +{intervention}"
         s = "—" if math.isnan(self.s) else f"{self.s:.3f}" + ("*" if self.partial else "")
         n = "—" if run.mode == "exact" or self.n is None else str(self.n)
         t = "" if self.temperature is None else f"{self.temperature:g}"
@@ -85,10 +87,16 @@ class RunLine:
         return {
             "run_id": run.run_id, "experiment": run.experiment, "model": run.model,
             "mode": run.mode, "n": self.n, "grid": self.grid, "temperature": self.temperature,
-            "d": self.d, "status": run.display_status,
+            "d": self.d, "intervention": _intervention(run), "status": run.display_status,
             "S": None if math.isnan(self.s) else self.s, "S_partial": self.partial,
             "grid_share": self.grid_share, "created_at": run.created_at,
         }  # fmt: skip
+
+
+def _intervention(run: RunRow) -> str:
+    """How the run asked (its config's `intervention`; runs made before interventions: direct)."""
+    value = run.config.get("intervention") if isinstance(run.config, dict) else None
+    return value if isinstance(value, str) else "direct"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], wraps: str) -> Table:

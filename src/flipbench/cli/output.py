@@ -84,9 +84,12 @@ def print_results(results: RunResults, fmt: str = "table") -> None:
         print(buffer.getvalue(), end="")
         return
     run = results.run
+    intervention = results.experiment.intervention
+    asked = "" if intervention is None else f"  +{intervention.name}"
     table = Table(
         title=plain(
-            f"{run.run_id}  {run.experiment}  {run.model}  {run.mode}  [{run.display_status}]"
+            f"{run.run_id}  {run.experiment}{asked}  {run.model}  {run.mode}"
+            f"  [{run.display_status}]"
         )
     )
     experiment = results.experiment

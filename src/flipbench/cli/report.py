@@ -29,27 +29,34 @@ if TYPE_CHECKING:  # the API, the benchmark and the report load when a command r
 __all__ = ["compare", "report"]
 
 
-def _expand(db: Path, ids: list[str]) -> tuple[list[str], list[BenchmarkSummary]]:
+def _expand(db: Path, ids: list[str]) -> tuple[list[str], list[BenchmarkSummary], list[str]]:
     """Run ids as given; a benchmark id (`flipbench bench`) stands for its runs and adds its
-    score table."""
+    score table; a sweep or matrix id adds its section (not its runs)."""
     from flipbench import api, benchmark
+    from flipbench.sweep import api as sweep_api
 
     runs = {r.run_id for r in api.list_runs(db)}
+    sweeps = {row[0] for row in sweep_api.sweeps(db)}
     run_ids: list[str] = []
     summaries = []
+    sweep_ids: list[str] = []
     for given in ids:
         if given in runs:
             run_ids.append(given)
+            continue
+        if given in sweeps:
+            sweep_ids.append(given)
             continue
         try:
             members = benchmark.runs_of(db, given)
         except FlipbenchError:
             raise FlipbenchError(
-                f"no run or benchmark {given!r} in {db} (see `flipbench runs`)"
+                f"no run, benchmark or sweep {given!r} in {db}"
+                " (see `flipbench runs` and `flipbench sweep list`)"
             ) from None
         run_ids.extend(r.run_id for r in members)
         summaries.append(benchmark.summarize(db, given))
-    return list(dict.fromkeys(run_ids)), summaries
+    return list(dict.fromkeys(run_ids)), summaries, list(dict.fromkeys(sweep_ids))
 
 
 def _default_report_path(db: Path, ids: list[str]) -> Path:
@@ -64,7 +71,9 @@ def _default_report_path(db: Path, ids: list[str]) -> Path:
 
 @app.command()
 def report(
-    ids: Annotated[list[str], typer.Argument(help="run ids or a benchmark id")],
+    ids: Annotated[
+        list[str], typer.Argument(help="run ids, a benchmark id, a sweep or a matrix id")
+    ],
     output: Annotated[
         Path | None, typer.Option("--out", "-o", help="HTML file (default: next to the run)")
     ] = None,
@@ -78,19 +87,32 @@ def report(
     ] = False,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Write one self-contained HTML report (figures, tables, settings, replies) of runs."""
+    """Write one self-contained HTML report (figures, tables, settings, replies) of runs,
+    a benchmark or a sweep (its ranking, dot plot and regression effects)."""
     from flipbench.report.html import write_report  # matplotlib and jinja2 load only here
 
     with user_errors():
         if samples < -1:
             raise FlipbenchError("--samples must be -1 (all) or a count ≥ 0")
-        run_ids, summaries = _expand(db, ids)
+        run_ids, summaries, sweep_ids = _expand(db, ids)
         path = output or _default_report_path(db, ids)
         if path.is_dir():
             raise FlipbenchError(f"--out {path} is a folder; name the HTML file")
+        sweep_views, matrix_views = [], []
+        if sweep_ids:
+            from flipbench.matrix.api import matrix_report_view
+            from flipbench.sweep.api import get_sweep, sweep_report_view
+            from flipbench.sweep.journal import MATRIX_KIND
+
+            for sweep_id in sweep_ids:
+                if get_sweep(sweep_id, db).experiment == MATRIX_KIND:
+                    matrix_views.append(matrix_report_view(sweep_id, db))
+                else:
+                    sweep_views.append(sweep_report_view(sweep_id, db))
         written = write_report(
-            db, run_ids, path, benchmarks=summaries, samples=samples, force=force
-        )
+            db, run_ids, path, benchmarks=summaries, sweeps=sweep_views, matrices=matrix_views,
+            samples=samples, force=force,
+        )  # fmt: skip
     out.print(plain(f"report: {written}"))
 
 
@@ -172,3 +194,58 @@ def compare(
             out.print(plain(f"figure: {path}"))
     if written is not None:
         out.print(plain(f"report: {written}"))
+
+
+@app.command()
+def gap(
+    run_id: Annotated[str, typer.Argument(help="a run made with --intervention verbalized")],
+    exact: Annotated[
+        str | None, typer.Option(help="an exact-mode run of the same experiment and model")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="folder for the figure (default: the run's)")
+    ] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """The knowledge–sampling gap: the probability the model states, its token probability
+    (with --exact) and what it samples, per condition, in one table and one figure."""
+    from flipbench import api
+    from flipbench.report.gap import gap_figure, knowledge_gap
+
+    with user_errors():
+        if fmt not in ("table", "json"):
+            raise FlipbenchError(f"--format must be table or json, not {fmt!r}")
+        validate_run_id(run_id)
+        with Journal(db, create=False) as journal:
+            table = knowledge_gap(journal, run_id, exact)
+    if fmt == "json":
+        print(json.dumps(clean_json(table.model_dump(mode="json")), indent=1))
+        return
+
+    def cell(value: float | None, low: float | None = None, high: float | None = None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.3f}" + (
+            f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        )
+
+    grid = Table(
+        title=plain(f'{table.experiment} on {table.model}: stated vs sampled P("{table.first}")')
+    )
+    for name in ("condition", "p", "stated", "n", "sampled", "n", "exact"):
+        grid.add_column(name, justify="left" if name == "condition" else "right")
+    for r in table.conditions:
+        grid.add_row(*map(plain, (
+            r.condition, f"{r.p:.3f}", cell(r.stated, r.stated_low, r.stated_high),
+            str(r.stated_n), cell(r.sampled, r.sampled_low, r.sampled_high), str(r.sampled_n),
+            cell(r.exact),
+        )))  # fmt: skip
+    out.print(grid)
+    summary = [("stated error mean|stated − p|", table.stated_error),
+               ("sampling error mean|sampled − p|", table.sampled_error),
+               ("gap mean|sampled − stated|", table.gap)]  # fmt: skip
+    for name, value in summary:
+        out.print(plain(f"{name}: {cell(value)}"))
+    for path in gap_figure(table, out_dir or api.run_dir(db, run_id)):
+        out.print(plain(f"figure: {path}"))

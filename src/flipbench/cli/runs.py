@@ -129,6 +129,13 @@ def run(
     prompt: Annotated[str | None, typer.Option(help="prompt template with {p} and {q}")] = None,
     system_prompt: Annotated[str | None, typer.Option()] = None,
     constrained: Annotated[bool, typer.Option(help="enforce the answer space")] = False,
+    intervention: Annotated[
+        str,
+        typer.Option(
+            help="how the model is asked to randomise (`flipbench interventions` lists them;"
+            " docs/interventions.md)"
+        ),
+    ] = "direct",
     max_concurrency: Annotated[
         int | None, typer.Option(help="requests in flight (default 4 local, 64 API)")
     ] = None,
@@ -232,6 +239,7 @@ def run(
                 prompt=prompt,
                 system_prompt=system_prompt,
                 constrained=constrained,
+                intervention=intervention,
                 max_concurrency=max_concurrency,
                 threads=threads,
                 max_attempts_factor=max_attempts_factor,

@@ -3,6 +3,7 @@
 `flipbench sweep [options]` chooses the models (the catalogue filtered, `--models-file`, or
 `-m` names), prints the plan before any call, and runs them side by side; `--resume ID`
 continues one; `sweep show ID` prints the ranking (or writes it as JSON) and draws the dot
+plot; `sweep regress ID` fits the regression on the models' covariates and draws the effect
 plot; `sweep list` lists the sweeps. The sweep machinery loads only inside these commands.
 """
 
@@ -73,6 +74,13 @@ def sweep(
         list[str] | None, typer.Option(help="a parameter the model must list, e.g. logprobs")
     ] = None,
     experiment: Annotated[str, typer.Option(help="the experiment each model runs")] = "fair-coin",
+    intervention: Annotated[
+        str,
+        typer.Option(
+            help="how every model is asked (`flipbench interventions`); structured, tool-call"
+            " and reasoning-* keep only the models whose catalogue entry lists that parameter"
+        ),
+    ] = "direct",
     n: Annotated[int | None, typer.Option("--n", help="valid samples per condition")] = None,
     grid: Annotated[str | None, typer.Option(help="named grid of the experiment")] = None,
     max_cost: Annotated[
@@ -106,7 +114,8 @@ def sweep(
             outcome = api.resume_sweep(resume, db, max_cost=max_cost, notify=_say)
         else:
             options = SweepOptions(
-                experiment=experiment, n=n, grid=grid, max_cost=max_cost,
+                experiment=experiment, intervention=intervention, n=n, grid=grid,
+                max_cost=max_cost,
                 global_cap=max_concurrency, per_model=per_model, models_at_once=models_at_once,
                 timeout_s=timeout,
             )  # fmt: skip
@@ -114,8 +123,9 @@ def sweep(
             if models_file is not None:
                 names += read_model_file(models_file)
             selection, entries = api.choose_models(
-                names or None, include=include, exclude=exclude, free=free, require=require
-            )
+                names or None, include=include, exclude=exclude, free=free, require=require,
+                intervention=intervention,
+            )  # fmt: skip
             _say(f"models: {len(selection.models)} chosen, {len(selection.left_out)} left out")
             if dry_run:
                 for left, why in sorted(selection.left_out.items()):
@@ -196,6 +206,58 @@ def show(
         from flipbench.sweep.figure import dot_plot
 
         for path in dot_plot(ranking, run_dir(db, sweep_id)):
+            _say(f"figure: {path}")
+
+
+@sweep_app.command("regress")
+def regress(
+    sweep_id: Annotated[str, typer.Argument(help="a sweep id (`flipbench sweep list`)")],
+    covariates: Annotated[
+        Path | None,
+        typer.Option(help="CSV of parameter counts, dense or moe (before the shipped one)"),
+    ] = None,
+    term: Annotated[
+        list[str] | None,
+        typer.Option(help="a covariate to fit (repeatable; default: every usable one)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    figure: Annotated[bool, typer.Option(help="draw the effect plot")] = True,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Hierarchical logistic regression of the draws on the models' covariates: each effect on
+    P(1) and on the models' spread (bias), posterior mean and 95 % interval; the effect plot."""
+    if fmt not in ("table", "json"):
+        raise usage_failure(f"--format must be table or json, not {fmt!r}")
+    from flipbench.api import run_dir
+    from flipbench.sweep import api
+
+    with user_errors():
+        reg = api.sweep_regression(sweep_id, db, covariates=covariates, terms=term)
+    if fmt == "json":
+        print(json.dumps(reg.model_dump(mode="json"), indent=1))
+        return
+    _say(f"sweep {reg.sweep_id}: {reg.models_used} models, {reg.draws} draws; {reg.method}")
+    for on, title in (
+        ("p1", "effects on the log-odds of P(1) (which way the models lean)"),
+        ("spread", "effects on log σ, the spread of the models' log-odds (< 0: less biased)"),
+    ):
+        _say(f"\n{title}:\nterm                    mean     sd    95% interval       unit")
+        extra = [reg.model_sd] if on == "spread" else []
+        for e in [e for e in reg.effects if e.on == on] + extra:
+            _say(
+                f"{e.term[:20]:<20} {e.mean:7.3f} {e.sd:6.3f}  [{e.low:7.3f}, {e.high:7.3f}]"
+                f"  {e.unit}"
+            )
+    for name, why in reg.left_out_terms.items():
+        _say(f"term {name} left out: {why}")
+    if reg.left_out_models:
+        _say(f"{len(reg.left_out_models)} model(s) left out (unknown covariates, no valid draw)")
+    for note in reg.notes:
+        _say(f"note: {note}")
+    if figure:
+        from flipbench.sweep.effects_figure import effect_plot
+
+        for path in effect_plot(reg, run_dir(db, sweep_id)):
             _say(f"figure: {path}")
 
 

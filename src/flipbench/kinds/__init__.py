@@ -26,6 +26,7 @@ _BUILTIN = {
     "word-pair": "flipbench.kinds.words:WORD_PAIR",
     "bayes-bias": "flipbench.kinds.bayes_bias:BAYES_BIAS",
     "bayes-icl": "flipbench.kinds.bayes_icl:BAYES_ICL",
+    "bayes-poisson": "flipbench.kinds.bayes_poisson:BAYES_POISSON",
 }
 _REGISTERED: dict[str, ExperimentKind] = {}
 

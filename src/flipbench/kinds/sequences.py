@@ -2,20 +2,25 @@
 
 Per position j: r_j(p) and S_j; over positions: Mean(r), its S (the headline) and the running
 S; for D >= 10 the histogram of "1"s per reply against Binomial(D, p) with the variance ratio.
-The table's rate is Mean(r) with its bootstrap interval, not the rate of one answer.
+The table's rate is Mean(r) with its bootstrap interval, not the rate of one answer. Per p,
+the serial tests of the replies (runs, autocorrelation, longest run, bigrams; docs/sequences.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from flipbench.analysis import Analysis, ConditionData, number_text
 from flipbench.curves import position_curves
 from flipbench.distfit import count_histogram
 from flipbench.kinds.base import ExperimentKind
 from flipbench.metric_models import SequenceMetrics
+from flipbench.sequence_compare import Lag1Difference, lag1_difference
+from flipbench.sequence_tests import SequenceTests, sequence_tests
 from flipbench.tasks.definition import ResolvedExperiment
 
 if TYPE_CHECKING:
@@ -48,7 +53,9 @@ class SequenceKind(ExperimentKind):
                 f"p={k}: {number_text(v.variance_ratio.value)}" for k, v in hist.items()
             )
             lines.append(f"variance ratio (observed / binomial): {ratios}")
-        metrics = SequenceMetrics(positions=curves, count_histograms=hist)
+        serial = serial_tests(replies)
+        lines += [f"serial p={k}: {t.summary()}" for k, t in serial.items()]
+        metrics = SequenceMetrics(positions=curves, count_histograms=hist, serial=serial)
         rates = [
             (e.value, e.low, e.high) for e in curves.mean_rate
         ]  # the table shows Mean(r) per condition
@@ -78,6 +85,7 @@ class SequenceKind(ExperimentKind):
         s_curve = rd.position_s(pos, f"D = {pos.d}")
         if s_curve is not None:
             paths += position_s_curves([s_curve], out_dir, "position_s", title=title)
+        paths += _serial_figure(results, out_dir, title)
         by_p = rd.count_samples(results)
         if by_p:
             samples = [by_p[p] for p in rd.pick_p(by_p, 6)]
@@ -113,6 +121,40 @@ class SequenceKind(ExperimentKind):
         if hists:
             paths += _overlay_histograms(hists, out_dir, f"{stem}_count_histograms", title)
         return paths
+
+
+def _serial_figure(results: RunResults, out_dir: Path, title: str) -> list[Path]:
+    """Autocorrelation by lag with its null band, and runs observed against expected, per p."""
+    from flipbench.figures.panels_sequences import serial_tests_figure
+
+    metrics = results.metrics
+    if not isinstance(metrics, SequenceMetrics) or not metrics.serial:
+        return []
+    return serial_tests_figure(metrics.serial, out_dir, "serial_tests", title=title)
+
+
+def protocol_differences(a: RunResults, b: RunResults) -> dict[str, Lag1Difference]:
+    """ρ₁(a) − ρ₁(b) with its bootstrap interval at every p both runs answered: the two
+    protocols (D flips in one reply, one flip per turn) compared on one grid
+    (docs/sequences.md). Each run's replies are its valid answers of exactly its own D."""
+
+    def by_p(r: RunResults) -> dict[float, np.ndarray]:
+        data = (ConditionData(c, answers) for c, answers, _ in r.raw)
+        return {d.condition.x: d.replies(r.experiment.d) for d in data}
+
+    replies_a, replies_b = by_p(a), by_p(b)
+    shared = sorted(p for p in set(replies_a) & set(replies_b))
+    return {f"{p:g}": lag1_difference(replies_a[p], replies_b[p]) for p in shared}
+
+
+def serial_tests(replies: Mapping[float, np.ndarray]) -> dict[str, SequenceTests]:
+    """The serial tests of each p's replies (rows of D flips; docs/sequences.md). Per-position
+    rates are left out: `PositionCurves` already holds them, with their S."""
+    return {
+        f"{p:g}": sequence_tests(r, categories=("0", "1"), per_position=False)
+        for p, r in replies.items()
+        if len(r)
+    }
 
 
 def _overlay_histograms(

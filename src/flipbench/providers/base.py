@@ -34,6 +34,9 @@ class SampleSettings:
     # start with a space, as the answer's token after a word usually does.
     continuation: bool = False
     seed: int | None = None
+    # An intervention's extra request-body fields (structured output, a tool, reasoning
+    # effort); only backends that list the feature in `request_features` are given any.
+    request_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +148,12 @@ class Backend(ABC):
     # The model runs on this machine's CPU, so `--threads` applies (API backends refuse it) and
     # the plan estimates the run's time from the embedded model's measured rates (`plan`).
     uses_cpu_threads: ClassVar[bool] = False
+    # Exact mode's seconds per condition in that estimate, measured on the embedded model by
+    # the backend that reads it; None: the llama.cpp rate of `plan.LOCAL_RATES`.
+    exact_s_per_condition: ClassVar[float | None] = None
+    # Request-body features an intervention may need (`response_format`, `tools`,
+    # `reasoning`): a backend lists those it sends as given, others refuse such interventions.
+    request_features: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: str) -> None:
         self.model = model

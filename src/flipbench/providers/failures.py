@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from flipbench.safety import scrub
 
-__all__ = ["Failure", "FailureKind", "classify", "parse_retry_after", "scrub"]
+__all__ = ["Failure", "FailureKind", "classify", "parse_retry_after", "scrub", "spends_the_key"]
 
 
 class FailureKind(StrEnum):
@@ -43,6 +43,13 @@ _FATAL_TEXT = {
     403: "refused the request (moderation or a key/guardrail budget)",
     404: "does not know this model or endpoint",
 }
+
+
+def spends_the_key(failure: Failure) -> bool:
+    """A 402 out of credit (not the transient in-flight budget, which is a rate limit) belongs
+    to the key's account, not to the model: with several keys that key is retired and the
+    request goes on another (`keys.KeyRing`)."""
+    return failure.kind is FailureKind.FATAL and failure.reason == "no_credits"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -16,13 +16,16 @@ reading at a time in a worker thread; its own arguments (dtype, device, batch si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,6 +43,7 @@ from flipbench.providers.hf_choices import (
 from flipbench.providers.hf_model import HFModel
 from flipbench.providers.local import file_sha256
 from flipbench.providers.whole_answer import WHOLE_ANSWER, reading_reply
+from flipbench.safety import storable
 
 if TYPE_CHECKING:
     from flipbench.config import RunConfig
@@ -88,16 +92,10 @@ def load_model(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise FlipbenchError(f"device {device} asked for, but torch sees no CUDA device")
     dtype = getattr(torch, options.dtype)
-    auto_tok, auto_model = transformers.AutoTokenizer, transformers.AutoModelForCausalLM
     info: dict[str, Any] = {"source": source.kind}
     try:
-        if source.kind == "gguf":
-            tokenizer, model, converted = _load_gguf(source.path, dtype, transformers)
-            info.update(converted)
-        else:
-            where = {"local_files_only": True} if source.kind == "hub" else {}
-            tokenizer = auto_tok.from_pretrained(source.location, **where)
-            model = auto_model.from_pretrained(source.location, dtype=dtype, **where)
+        with quiet_loading(transformers) as heard:
+            tokenizer, model = _load(source, dtype, transformers, info)
     except OSError as exc:
         if source.kind == "hub":
             raise FlipbenchError(
@@ -124,7 +122,56 @@ def load_model(
         "bos_token_id": tokenizer.bos_token_id,
         "load_seconds": round(loaded.load_seconds, 3),
     }
+    if heard:
+        loaded.versions["load_warnings"] = heard
     return loaded
+
+
+def _load(source: HFSource, dtype: Any, transformers: Any, info: dict[str, Any]) -> tuple[Any, Any]:
+    """Tokenizer and model from a GGUF (through its converted copy), a directory or the cache."""
+    if source.kind == "gguf":
+        tokenizer, model, converted = _load_gguf(source.path, dtype, transformers)
+        info.update(converted)
+        return tokenizer, model
+    auto_tok, auto_model = transformers.AutoTokenizer, transformers.AutoModelForCausalLM
+    where = {"local_files_only": True} if source.kind == "hub" else {}
+    tokenizer = auto_tok.from_pretrained(source.location, **where)
+    model = auto_model.from_pretrained(source.location, dtype=dtype, **where)
+    return tokenizer, model
+
+
+@contextlib.contextmanager
+def quiet_loading(transformers: Any) -> Iterator[list[str]]:
+    """Loading without transformers' progress bars ("Loading weights", the GGUF's "Converting
+    and de-quantizing" from plain tqdm) and info/warning log lines on the terminal, which
+    broke flipbench's own progress display; the Python warnings raised meanwhile are kept
+    (distinct, at most 5, made storable) for the run's versions instead of printed. Errors
+    still raise. The library's settings are restored afterwards."""
+    hub_utils: Any = importlib.import_module("huggingface_hub.utils")  # comes with transformers
+    log = transformers.utils.logging
+    bars, verbosity = log.is_progress_bar_enabled(), log.get_verbosity()
+    hub_bars = not hub_utils.are_progress_bars_disabled()
+    heard: list[str] = []
+    log.disable_progress_bar()
+    log.set_verbosity_error()
+    hub_utils.disable_progress_bars()
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stderr(io.StringIO()),  # plain tqdm bars write to sys.stderr
+        ):
+            warnings.simplefilter("always")
+            yield heard
+        for w in caught:
+            text = storable(f"{w.category.__name__}: {w.message}")[:300]
+            if text not in heard and len(heard) < 5:
+                heard.append(text)
+    finally:
+        log.set_verbosity(verbosity)
+        if bars:
+            log.enable_progress_bar()
+        if hub_bars:
+            hub_utils.enable_progress_bars()
 
 
 def _load_gguf(gguf: Path, dtype: Any, transformers: Any) -> tuple[Any, Any, dict[str, Any]]:
@@ -176,6 +223,11 @@ class HFBackend(Backend):
     # torch's CPU threads (`--threads`); readings run one at a time on one model.
     uses_cpu_threads: ClassVar[bool] = True
     default_concurrency: ClassVar[int] = 1
+    # The plan's exact seconds per condition: whole answers from one cached prompt pass,
+    # measured on the embedded SmolLM2 (2 threads, loaded 2-core machine): the 21-point single
+    # flip 0.46 s a condition (0.53 s mean latency), the coin needles ~0.9 s; llama.cpp's 2 s
+    # (`plan.LOCAL_RATES`) overstated an hf/ run ~4×.
+    exact_s_per_condition: ClassVar[float | None] = 0.5
 
     def __init__(
         self, model: str, options: HFOptions | None = None, threads: int | None = None

@@ -33,7 +33,8 @@ from flipbench.providers.base import (
     SampleSettings,
     estimate_request_tokens,
 )
-from flipbench.providers.failures import FailureKind
+from flipbench.providers.failures import FailureKind, spends_the_key
+from flipbench.providers.keys import ApiKey, KeyRing, read_keys
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import (
     CHAT,
@@ -85,6 +86,9 @@ class OpenAICompatibleBackend(Backend):
     tasks_per_slot: ClassVar[int] = 4
     prints_plan: ClassVar[bool] = True
     extra_headers: ClassVar[dict[str, str]] = {}
+    request_features: ClassVar[frozenset[str]] = frozenset(
+        {"response_format", "tools", "reasoning"}
+    )
 
     def __init__(self, model: str, options: ApiOptions | None = None) -> None:
         super().__init__(model)
@@ -93,6 +97,12 @@ class OpenAICompatibleBackend(Backend):
         # The key and any password in the URL are masked wherever text is printed or stored,
         # whatever their shape (a server may echo them back in an error body or a header).
         register_secret(self._key)
+        # Several keys (`<NAME>_API_KEY`, `_0` … `_9`): requests are spread over them and a
+        # key out of credit is retired (`keys`); a sweep swaps in its one shared ring.
+        self.keys = KeyRing.from_env(self.key_variable, service=self.service)
+        for key in self.keys.keys:
+            register_secret(key.value)
+        self.run_id: str | None = None  # for the resume hint when every key is spent
         register_secret(urlsplit(self.base_url).password)
         register_secret(unquote(urlsplit(self.base_url).password or ""))
         # A 429 halves concurrency at most once per Retry-After (≥ 1 s), and the rate-limited
@@ -141,6 +151,11 @@ class OpenAICompatibleBackend(Backend):
         """The variable that sets this backend's endpoint, for error lines."""
         return f"{self.model.split('/')[1].upper().replace('-', '_')}_BASE_URL"
 
+    @property
+    def key_variable(self) -> str:
+        """The variable of this backend's key (`_0` … `_9` after it hold more keys)."""
+        return f"{self.model.split('/')[1].upper().replace('-', '_')}_API_KEY"
+
     async def preflight(self) -> None:
         """A dead endpoint is one line naming the URL, in seconds, before a run is created."""
         hint = f" (check {self.url_variable}, or start the server)"
@@ -159,7 +174,9 @@ class OpenAICompatibleBackend(Backend):
             max_retries=config.max_retries,
             extra_body=dict(config.model_options),
         )
-        return cls(config.model, options)
+        backend = cls(config.model, options)
+        backend.run_id = config.run_id
+        return backend
 
     def retry_counts(self) -> dict[str, int]:
         return dict(self.retries)
@@ -194,7 +211,8 @@ class OpenAICompatibleBackend(Backend):
         assert self._client is not None, "backend not started"
         if not self._catalogue_read:
             self._catalogue_read = True
-            data = await self._client.get_json("models")
+            key = self.keys.pick()
+            data = await self._client.get_json("models", api_key=key.value if key else None)
             models = data.get("data") if isinstance(data, dict) else None
             for entry in models if isinstance(models, list) else []:
                 if isinstance(entry, dict) and isinstance(entry.get("id"), str):
@@ -232,6 +250,9 @@ class OpenAICompatibleBackend(Backend):
         cost they reported is added to its cost, so whatever was paid is journaled with it.
         Once the budget is reached no new request starts; a call that already failed at least
         once returns its last failure (journaled) instead of raising, so nothing is lost.
+        Each attempt goes on the next live key; a key out of credit is retired and the attempt
+        repeated on another (not counted as a retry); the label of the key that served the
+        reply is `meta["key"]`. With every key retired, `KeysExhausted` once none is in flight.
         """
         assert self._client is not None, "backend not started"
         counts: Counter[str] = Counter()
@@ -243,6 +264,7 @@ class OpenAICompatibleBackend(Backend):
             if self._fatal is not None:
                 raise BackendFatalError(self._fatal)
             settled = self._settled
+            key: ApiKey | None = None
             async with self.limiter.slot():
                 # Both checked once the slot is ours: a call may wait long for it, and what was
                 # decided meanwhile (a fatal reply, the budget spent) must stop it from leaving.
@@ -253,8 +275,14 @@ class OpenAICompatibleBackend(Backend):
                         last.meta["stopped_by_budget"] = True
                         return last
                     raise BudgetReached(self.budget.spent, self.options.max_cost_usd or 0.0)
-                wait = self._must_wait_for_budget()
-                exchange = None if wait else await self._send(body, endpoint)
+                key = self.keys.pick()
+                wait = self._must_wait_for_budget() or self.keys.exhausted
+                exchange = None if wait else await self._send(body, endpoint, key)
+            if exchange is None and self.keys.exhausted:
+                if last is not None:  # paid attempts are journaled, as at the budget
+                    last.meta["stopped_by_keys"] = True
+                    return last
+                await self._stop_for_keys()
             if exchange is None:  # the calls in flight may spend what is left: see first
                 await settled.wait()
                 continue
@@ -262,6 +290,8 @@ class OpenAICompatibleBackend(Backend):
             if failure is None:
                 self.limiter.on_success()
                 reply = to_reply(exchange, None)
+                if key is not None:
+                    reply.meta["key"] = key.label
                 paid += self._account(reply)
                 flag_cache_hit(reply)
                 if counts:
@@ -269,6 +299,15 @@ class OpenAICompatibleBackend(Backend):
                     reply.meta["attempts"] = attempts
                 reply.cost = paid if paid or reply.cost is not None else None
                 return reply
+            if key is not None and spends_the_key(failure):
+                self.keys.retire(key, failure.message)
+                attempts.append(
+                    {"http_status": exchange.status, "failure": "key_retired",
+                     "error": failure.message, "key": key.label}
+                )  # fmt: skip
+                counts["key_retired"] += 1
+                self.retries["key_retired"] += 1
+                continue
             if failure.kind is FailureKind.FATAL:
                 self._fatal = f"{self.model}: {failure.message}"
                 raise BackendFatalError(self._fatal)
@@ -278,6 +317,8 @@ class OpenAICompatibleBackend(Backend):
                 {"http_status": exchange.status, "failure": failure.reason,
                  "error": failure.message, "latency_s": round(exchange.latency_s, 4)}
             )  # fmt: skip
+            if key is not None:
+                last.meta["key"] = attempts[-1]["key"] = key.label
             last.meta["retries"] = dict(counts)
             last.meta["attempts"] = attempts
             last.cost = paid or None
@@ -300,13 +341,21 @@ class OpenAICompatibleBackend(Backend):
             return False
         return self.budget.spent + (self._sending + 1) * largest > cap
 
-    async def _send(self, body: dict[str, Any], endpoint: str) -> Exchange:
+    async def _stop_for_keys(self) -> None:
+        """Every key is retired: once this model's calls in flight are back (and journaled by
+        their callers), stop with the message that names the keys."""
+        while self._sending:
+            await self._settled.wait()
+        hint = f"continue with --resume {self.run_id}" if self.run_id else "resume the run"
+        raise self.keys.exhausted_error(hint)
+
+    async def _send(self, body: dict[str, Any], endpoint: str, key: ApiKey | None) -> Exchange:
         assert self._client is not None, "backend not started"
         if self.on_send is not None:
             self.on_send()
         self._sending += 1
         try:
-            return await self._client.post(body, endpoint)
+            return await self._client.post(body, endpoint, api_key=key.value if key else None)
         finally:
             self._sending -= 1
             self._settled.set()  # wake the calls waiting for the budget, then start a new round
@@ -358,6 +407,7 @@ class OpenAICompatibleBackend(Backend):
         body = self._body(prompt, settings.temperature, settings.max_tokens)
         if settings.seed is not None:
             body["seed"] = settings.seed
+        body.update(settings.request_fields)  # an intervention's (-M cannot set the same keys)
         return await self.call(body, endpoint)
 
     async def distribution(self, messages: Sequence[Message], answers: Sequence[str]) -> Reply:
@@ -389,6 +439,10 @@ class OpenRouterBackend(OpenAICompatibleBackend):
     def url_variable(self) -> str:
         return "OPENROUTER_BASE_URL"
 
+    @property
+    def key_variable(self) -> str:
+        return "OPENROUTER_API_KEY"
+
     async def preflight(self) -> None:
         """A name missing from a readable catalogue is a typo: say so before any paid call."""
         await super().preflight()
@@ -402,10 +456,10 @@ class OpenRouterBackend(OpenAICompatibleBackend):
         parts = model.split("/", 1)
         if len(parts) != 2 or parts[1].count("/") != 1 or "" in parts[1].split("/"):
             raise FlipbenchError(f"model {model!r} must look like openrouter/<author>/<slug>")
-        key = _env("OPENROUTER_API_KEY")
-        if key is None:
+        keys = read_keys(os.environ, "OPENROUTER_API_KEY")
+        if not keys:
             raise FlipbenchError(
-                "OPENROUTER_API_KEY is not set; export it, or put it in a .env file and pass"
-                " --env-file FILE"
+                "OPENROUTER_API_KEY is not set (nor OPENROUTER_API_KEY_0 … _9); export it, or"
+                " put it in a .env file and pass --env-file FILE"
             )
-        return _env("OPENROUTER_BASE_URL") or OPENROUTER_URL, key, parts[1]
+        return _env("OPENROUTER_BASE_URL") or OPENROUTER_URL, keys[0].value, parts[1]

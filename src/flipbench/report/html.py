@@ -31,8 +31,10 @@ from markupsafe import Markup
 from flipbench import __version__
 from flipbench.benchmark_models import BenchmarkSummary, ScoreEstimate
 from flipbench.errors import FlipbenchError
+from flipbench.report.matrix_view import MatrixView
 from flipbench.report.samples import DEFAULT_SAMPLES
 from flipbench.report.sections import Overlay, RunSection, overlay_section, run_section
+from flipbench.report.sweep_view import SweepView
 from flipbench.results import RunResults, compute_results
 from flipbench.safety import mask_secrets, terminal_safe
 from flipbench.store import Journal
@@ -139,15 +141,19 @@ def build_report(
     run_ids: Sequence[str],
     *,
     benchmarks: Sequence[BenchmarkSummary] = (),
+    sweeps: Sequence[SweepView] = (),
+    matrices: Sequence[MatrixView] = (),
     samples: int = DEFAULT_SAMPLES,
     force: bool = False,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """The report's data: every run's section, the overview, overlays and the benchmark.
+    """The report's data: every run's section, the overview, overlays, benchmarks and sweeps.
 
-    `force` overlays runs of one experiment even when their definitions differ.
+    `force` overlays runs of one experiment even when their definitions differ. A sweep comes
+    as its view (`flipbench.sweep.report`), not as its runs: hundreds of run sections would
+    bury the ranking; each model's run has its own report.
     """
-    if not run_ids:
+    if not run_ids and not sweeps and not matrices:
         raise FlipbenchError("name at least one run (see `flipbench runs`)")
     if len(set(run_ids)) != len(run_ids):
         raise FlipbenchError("a run is named twice")
@@ -157,9 +163,12 @@ def build_report(
     ]
     if title is None:
         title = (
-            f"flipbench benchmark {benchmarks[0].bench_id}" if len(benchmarks) == 1
+            f"flipbench matrix {matrices[0].matrix_id}" if len(matrices) == 1 and not results
+            else f"flipbench sweep {sweeps[0].sweep_id}" if len(sweeps) == 1 and not results
+            else f"flipbench benchmark {benchmarks[0].bench_id}" if len(benchmarks) == 1
             else f"flipbench report: {results[0].run.run_id}" if len(results) == 1
             else f"flipbench report: {len(results)} runs"
+            + (f", {len(sweeps)} sweep(s)" if sweeps else "")
         )  # fmt: skip
     return {
         "title": title,
@@ -168,6 +177,8 @@ def build_report(
         "overview": [_overview(s.results, s.anchor) for s in sections],
         "overlays": _overlays(results, force),
         "benchmarks": [benchmark_view(b) for b in benchmarks],
+        "sweeps": list(sweeps),
+        "matrices": list(matrices),
         "runs": sections,
     }
 
@@ -185,14 +196,17 @@ def write_report(
     out: Path,
     *,
     benchmarks: Sequence[BenchmarkSummary] = (),
+    sweeps: Sequence[SweepView] = (),
+    matrices: Sequence[MatrixView] = (),
     samples: int = DEFAULT_SAMPLES,
     force: bool = False,
 ) -> Path:
     """Write the report of `run_ids` in journal `db` to `out` (its folder is created)."""
     with Journal(db, create=False) as journal:
         context = build_report(
-            journal, run_ids, benchmarks=benchmarks, samples=samples, force=force
-        )
+            journal, run_ids, benchmarks=benchmarks, sweeps=sweeps, matrices=matrices,
+            samples=samples, force=force,
+        )  # fmt: skip
     page = render_report(context)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -21,6 +21,7 @@ from flipbench.report.compare import Difference, SideBySide, check_comparable, s
 from flipbench.report.metric_rows import MetricRow, metric_rows
 from flipbench.report.run_figures import figures_for, overlay_figures
 from flipbench.report.samples import SampleSet, sample_rows
+from flipbench.report.serial_rows import SerialRow, serial_rows
 from flipbench.results import RunResults
 from flipbench.safety import clean_json
 from flipbench.store import Journal
@@ -86,6 +87,7 @@ class RunSection:
     prompts: list[tuple[str, str]]  # condition -> the messages it sends, as text
     samples: SampleSet
     notes: list[str] = field(default_factory=list)
+    serial: list[SerialRow] = field(default_factory=list)  # sequence runs: the serial tests
 
 
 def _n(x: float | None, digits: int = 3) -> str:
@@ -169,6 +171,7 @@ def run_section(
         definition=_json(r.experiment.model_dump(mode="json")),
         hash_matches=r.experiment.definition_hash() == r.run.definition_hash,
         prompts=prompts, samples=sample_rows(journal, r.run.run_id, per_condition), notes=notes,
+        serial=serial_rows(r.metrics),
     )  # fmt: skip
 
 

@@ -12,33 +12,41 @@ entry is stored with the sweep, so that a resume prices and checks the same entr
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flipbench.config import default_db_path
 from flipbench.errors import FlipbenchError
+from flipbench.interventions import get_intervention
+from flipbench.providers.keys import read_keys
 from flipbench.providers.openai_api import OPENROUTER_URL, OpenRouterBackend
 from flipbench.providers.openai_compat import ChatClient
 from flipbench.store import Journal, NoJournal, RunLock, check_writable
 from flipbench.sweep.catalogue import (
     DEFAULT_EXCLUDE,
     Selection,
+    for_feature,
     models_from_names,
     read_entry,
     select_models,
 )
-from flipbench.sweep.journal import FINAL_STATES, SweepJournal, SweepRow
+from flipbench.sweep.covariates import covariates_of, load_rows
+from flipbench.sweep.journal import FINAL_STATES, MATRIX_KIND, SweepJournal, SweepRow
 from flipbench.sweep.plan import SweepPlan, plan_sweep
 from flipbench.sweep.ranking import SweepRanking, rank_sweep
+from flipbench.sweep.regression import ModelDraws, SweepRegression, fit_regression
 from flipbench.sweep.runner import Notify, SweepOptions, SweepRunner, new_sweep_id, run_id_of
 from flipbench.tasks import get_experiment
 
+if TYPE_CHECKING:
+    from flipbench.report.sweep_view import SweepView
+
 __all__ = [
-    "DEFAULT_EXCLUDE", "SweepOptions", "SweepOutcome", "choose_models", "plan_for",
-    "resume_sweep", "start_sweep", "sweep_ranking", "sweeps",
+    "DEFAULT_EXCLUDE", "SweepOptions", "SweepOutcome", "choose_models", "get_sweep", "plan_for",
+    "resume_sweep", "start_sweep", "sweep_ranking", "sweep_regression", "sweep_report_view",
+    "sweeps",
 ]  # fmt: skip
 
 
@@ -52,19 +60,31 @@ class SweepOutcome:
     sweep: SweepRow | None = None
 
 
+#: What a sweep keeps of each chosen model's catalogue entry: prices and parameters to plan and
+#: check a resume, context length and creation date for the regression's covariates.
+_STORED_FIELDS = ("pricing", "supported_parameters", "context_length", "created")
+
+
 def _silent(text: str) -> None:
     """Notices go nowhere unless the caller asks for them."""
 
 
 async def _read_catalogue() -> list[Any]:
-    key = (os.environ.get("OPENROUTER_API_KEY") or "").strip()
-    if not key:
-        raise FlipbenchError("OPENROUTER_API_KEY is not set; export it, or pass --env-file FILE")
+    keys = read_keys(os.environ, "OPENROUTER_API_KEY")
+    if not keys:
+        raise FlipbenchError(
+            "OPENROUTER_API_KEY is not set (nor OPENROUTER_API_KEY_0 … _9); export it, or pass"
+            " --env-file FILE"
+        )
     base = (os.environ.get("OPENROUTER_BASE_URL") or "").strip() or OPENROUTER_URL
-    client = ChatClient(base, api_key=key, timeout_s=60.0, service="OpenRouter")
+    client = ChatClient(base, timeout_s=60.0, service="OpenRouter")
     await client.start()
-    try:
-        data = await client.get_json("models")
+    try:  # any key that works: one may be revoked or out of credit
+        data = None
+        for key in keys:
+            data = await client.get_json("models", api_key=key.value)
+            if data is not None:
+                break
     finally:
         await client.close()
     entries = data.get("data") if isinstance(data, dict) else None
@@ -80,8 +100,12 @@ def choose_models(
     exclude: list[str] | None = None,
     free: bool = False,
     require: list[str] | None = None,
+    intervention: str = "direct",
 ) -> tuple[Selection, dict[str, dict[str, Any]]]:
-    """The models to sweep (named ones, or the catalogue filtered) and their catalogue entries."""
+    """The models to sweep (named ones, or the catalogue filtered) and their catalogue entries;
+    with an `intervention` that sends a request feature (structured output, tools, reasoning)
+    only the models whose catalogue entry lists it."""
+    needs = get_intervention(intervention).needs  # an unknown name fails before any request
     catalogue = asyncio.run(_read_catalogue())
     if names:
         selection = models_from_names(names, catalogue)
@@ -90,9 +114,10 @@ def choose_models(
             catalogue, include=include or (), free=free, require=require or (),
             exclude=DEFAULT_EXCLUDE if exclude is None else exclude,
         )  # fmt: skip
+    selection = for_feature(selection, needs, intervention)
     chosen = {m.id for m in selection.models}
     entries = {
-        e["id"]: {k: e[k] for k in ("pricing", "supported_parameters") if k in e}
+        e["id"]: {k: e[k] for k in _STORED_FIELDS if k in e}
         for e in catalogue
         if isinstance(e, dict) and e.get("id") in chosen
     }
@@ -100,7 +125,9 @@ def choose_models(
 
 
 def plan_for(options: SweepOptions, selection: Selection) -> SweepPlan:
-    experiment = get_experiment(options.experiment).resolve(grid=options.grid, n=options.n)
+    experiment = get_experiment(options.experiment).resolve(
+        grid=options.grid, n=options.n, intervention=get_intervention(options.intervention)
+    )
     tokens = max(experiment.max_tokens, OpenRouterBackend.default_max_tokens or 0)
     return plan_sweep(
         selection.models, experiment, tokens, options.max_cost, options.max_attempts_factor
@@ -118,6 +145,8 @@ def start_sweep(
 ) -> SweepOutcome:
     """Plan (to `notify`), then record and run the sweep; `dry_run` stops after the plan."""
     db = db or default_db_path()
+    selection = for_feature(selection, get_intervention(options.intervention).needs,
+                            options.intervention)  # fmt: skip
     if not selection.models:
         raise FlipbenchError("no model to sweep (see the reasons with --dry-run)")
     plan = plan_for(options, selection)
@@ -158,11 +187,8 @@ def resume_sweep(
         pass
     if max_cost is not None:
         options = SweepOptions(**{**sweep.config["options"], "max_cost": max_cost})
-        config = {**sweep.config, "options": options.model_dump(mode="json")}
-        sweep = dataclasses.replace(sweep, config=config, max_cost=max_cost)
         with SweepJournal(db) as journal:
-            journal.set_sweep_status(sweep_id, "running", None, max_cost)
-            journal.set_options(sweep_id, config)
+            sweep = journal.raise_budget(sweep, options.model_dump(mode="json"), max_cost)
     plan = plan_for(SweepOptions(**sweep.config["options"]), _remaining(sweep))
     for line in plan.lines():
         notify(line)
@@ -181,12 +207,41 @@ def _remaining(sweep: SweepRow) -> Selection:
     return Selection(models)
 
 
-def _get(db: Path, sweep_id: str) -> SweepRow:
+def get_sweep(sweep_id: str, db: Path | None = None) -> SweepRow:
+    """A stored sweep, or matrix (`experiment` reads `matrix`: both live in the sweep tables)."""
+    db = db or default_db_path()
     try:
         with SweepJournal(db, create=False) as journal:
             return journal.get_sweep(sweep_id)
     except NoJournal:
         raise FlipbenchError(f"no sweep {sweep_id!r}: there is no journal at {db}") from None
+
+
+def _get(db: Path, sweep_id: str) -> SweepRow:
+    """A stored sweep; a matrix is refused with the command that reads it."""
+    row = get_sweep(sweep_id, db)
+    if row.experiment == MATRIX_KIND:
+        raise FlipbenchError(
+            f"{sweep_id} is a matrix, not a sweep: flipbench matrix show {sweep_id}"
+            f" (or flipbench matrix --resume {sweep_id})"
+        )
+    return row
+
+
+def sweep_regression(
+    sweep_id: str, db: Path | None = None, *, covariates: Path | None = None,
+    terms: list[str] | None = None,
+) -> SweepRegression:  # fmt: skip
+    """The hierarchical logistic regression of a sweep's draws on its models' covariates
+    (catalogue entries stored with the sweep, then `covariates`, then the starter file)."""
+    rows = load_rows(covariates)  # a malformed file is refused before the journal is read
+    ranking = sweep_ranking(sweep_id, db)
+    entries = _get(db or default_db_path(), sweep_id).config.get("catalogue", {})
+    draws = [
+        ModelDraws(model=r.model, ones=round(r.mean * r.valid), n=r.valid) for r in ranking.ranked
+    ] + [ModelDraws(model=u.model, ones=0, n=0) for u in ranking.unranked]
+    covs = [covariates_of(d.model, entries.get(d.model, {}), rows) for d in draws]
+    return fit_regression(sweep_id, draws, covs, terms)
 
 
 def sweep_ranking(sweep_id: str, db: Path | None = None) -> SweepRanking:
@@ -205,3 +260,15 @@ def sweeps(db: Path | None = None) -> list[tuple[str, str, str, int]]:
             return journal.list_sweeps()
     except NoJournal:
         return []
+
+
+def sweep_report_view(sweep_id: str, db: Path | None = None) -> SweepView:
+    """The sweep's section of the HTML report: ranking, dot plot, unranked models, effects."""
+    from flipbench.sweep.report import sweep_view  # matplotlib loads here
+
+    ranking = sweep_ranking(sweep_id, db)
+    try:
+        regression, why_not = sweep_regression(sweep_id, db), None
+    except FlipbenchError as exc:  # too few models or covariates: the page says so
+        regression, why_not = None, str(exc)
+    return sweep_view(ranking, regression, why_not)

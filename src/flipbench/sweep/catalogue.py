@@ -55,6 +55,27 @@ class Selection:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
+#: The catalogue's `supported_parameters` that stand for a request feature an intervention
+#: needs (`Intervention.needs`): a JSON-schema enum needs structured outputs, not just JSON mode.
+FEATURE_PARAMETERS = {
+    "response_format": frozenset({"structured_outputs"}),
+    "tools": frozenset({"tools"}),
+    "reasoning": frozenset({"reasoning", "include_reasoning"}),
+}
+
+
+def for_feature(selection: Selection, feature: str | None, intervention: str) -> Selection:
+    """The selection without the models whose catalogue entry does not list what
+    `intervention` sends (structured output where the catalogue lists it, and only there)."""
+    if feature is None:
+        return selection
+    wanted = FEATURE_PARAMETERS[feature]
+    kept = [m for m in selection.models if m.parameters & wanted]
+    why = f"does not list {' or '.join(sorted(wanted))} (needed by --intervention {intervention})"
+    left = {m.id: why for m in selection.models if not m.parameters & wanted}
+    return Selection(kept, {**selection.left_out, **left})
+
+
 def _pricing(entry: dict[str, Any]) -> Pricing | None:
     prices = entry.get("pricing")
     if not isinstance(prices, dict):

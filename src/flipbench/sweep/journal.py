@@ -12,6 +12,7 @@ change be recognised; a journal whose sweep tables are newer than this code is r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS sweep_models (
 #: A model's state: `pending` (not started), `running`, or how its run ended; `skipped` is a
 #: model that failed fatally (404, 403, no endpoint) and is never retried.
 FINAL_STATES = frozenset({"complete", "incomplete", "skipped"})
+#: The `experiment` of a matrix (`flipbench.matrix`): its cells are this table's rows too.
+MATRIX_KIND = "matrix"
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,13 @@ class SweepJournal(JournalFile):
             " max_cost = COALESCE(?, max_cost) WHERE sweep_id = ?",
             (status, message, now(), max_cost, sweep_id),
         )
+
+    def raise_budget(self, row: SweepRow, options: dict[str, Any], max_cost: float) -> SweepRow:
+        """A resume's new budget: the (validated) options stored, the cap set, running again."""
+        config = {**row.config, "options": options}
+        self.set_sweep_status(row.sweep_id, "running", None, max_cost)
+        self.set_options(row.sweep_id, config)
+        return dataclasses.replace(row, config=config, max_cost=max_cost)
 
     def set_options(self, sweep_id: str, config: dict[str, Any]) -> None:
         """A resume's new budget, stored with the sweep's options."""

@@ -10,7 +10,9 @@ A backend waits near the cap until its own calls in flight are paid for; since a
 one concurrency window (`global_cap` calls at the largest cost seen).
 
 `SweepBackend` is the OpenRouter backend with these two swapped in and the catalogue entry the
-sweep already read (one `GET /models` for the sweep, not one per model).
+sweep already read (one `GET /models` for the sweep, not one per model). The pool also holds the
+sweep's one key ring (`OPENROUTER_API_KEY`, `_0` … `_9`): a key out of credit is retired for
+every model at once, not rediscovered by each of them with a 402.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from flipbench.config import RunConfig
+from flipbench.providers.keys import KeyRing
 from flipbench.providers.limits import AdaptiveLimiter, Budget
 from flipbench.providers.openai_api import ApiOptions, OpenRouterBackend
 
@@ -89,6 +92,7 @@ class SweepPool:
         # What each run (by model name) had spent when the sweep started: its share of
         # `already_spent`; a resumed run's calls lost in flight are added when it reopens.
         self.counted: dict[str, float] = {}
+        self.keys = KeyRing.from_env("OPENROUTER_API_KEY")
 
     def backend(self, config: RunConfig) -> SweepBackend:
         """A run's backend (`api.start_run_async(make_backend=…)`)."""
@@ -99,7 +103,9 @@ class SweepPool:
             max_retries=config.max_retries,
             extra_body=dict(config.model_options),
         )
-        return SweepBackend(config.model, options, self)
+        backend = SweepBackend(config.model, options, self)
+        backend.run_id = config.run_id
+        return backend
 
 
 class SweepBackend(OpenRouterBackend):
@@ -114,6 +120,7 @@ class SweepBackend(OpenRouterBackend):
             cut_window_s=own.cut_window_s, pause_for_retry_after=own.pause_for_retry_after,
         )  # fmt: skip
         self.budget = SharedBudget(pool.budget)
+        self.keys = pool.keys
 
     async def catalogue_entry(self) -> dict[str, Any] | None:
         return self.pool.entries.get(self.remote_model)

@@ -7,7 +7,9 @@ A model that fails fatally (404, 403, no endpoint, a key without access) stops a
 fatal reply, at most the 4 calls its limit starts with, and is recorded as skipped with the
 reason; it is never retried. A resume continues only the models not yet finished: a finished
 run is left alone, a started one is resumed (its samples are never asked again), a model never
-started is started under its planned run id.
+started is started under its planned run id. When every API key is out of credit the models
+left are stopped, not skipped, and the sweep raises `KeysExhausted` once its state is recorded:
+it resumes where it stopped once a key has credit again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flipbench import api
 from flipbench.config import RunConfig
 from flipbench.errors import BackendFatalError, FlipbenchError
+from flipbench.providers.keys import KeysExhausted
 from flipbench.store import Journal
 from flipbench.sweep.journal import FINAL_STATES, SweepJournal, SweepModel, SweepRow
 from flipbench.sweep.pool import SweepPool
@@ -37,6 +40,7 @@ class SweepOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     experiment: str = "fair-coin"
+    intervention: str = Field(default="direct", max_length=64)
     n: int | None = Field(default=None, ge=1, le=1_000_000)
     grid: str | None = None
     max_cost: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
@@ -51,6 +55,7 @@ class SweepOptions(BaseModel):
         """The ordinary run of one model."""
         return RunConfig(
             experiment=self.experiment, model=model, n=self.n, grid=self.grid,
+            intervention=self.intervention,
             max_cost=self.max_cost, max_concurrency=self.per_model, run_id=run_id,
             timeout_s=self.timeout_s, max_retries=self.max_retries,
             max_attempts_factor=self.max_attempts_factor,
@@ -81,6 +86,7 @@ class SweepRunner:
         self.options = SweepOptions(**sweep.config["options"])
         self.catalogue: dict[str, dict[str, Any]] = sweep.config.get("catalogue", {})
         self._journal: SweepJournal | None = None
+        self._keys_stop: KeysExhausted | None = None
 
     async def run(self) -> str:
         """Run every unfinished model; returns the sweep's status (recorded in the journal)."""
@@ -99,7 +105,10 @@ class SweepRunner:
         # One connection for the models' states (each update commits on its own).
         with SweepJournal(self.db) as self._journal:
             await asyncio.gather(*(self._one(m, pool, gate, m.run_id in known) for m in todo))
-            return self._finish(self._journal, pool)
+            status = self._finish(self._journal, pool)
+        if self._keys_stop is not None:  # recorded as stopped; the caller is told as an error
+            raise self._keys_stop
+        return status
 
     async def _one(
         self, model: SweepModel, pool: SweepPool, gate: asyncio.Semaphore, started: bool
@@ -108,10 +117,15 @@ class SweepRunner:
             if pool.budget.reached:
                 self._state(model, "stopped", "budget reached before it started")
                 return
+            if pool.keys.exhausted:
+                self._state(model, "stopped", "every key was out of credit before it started")
+                return
             self._state(model, "running", None)
             try:
                 outcome = await self._execute(model, pool, started)
                 state, reason = outcome.status, outcome.message
+            except KeysExhausted as exc:  # the account's fault, not the model's: resumable
+                state, reason = "stopped", str(exc)
             except BackendFatalError as exc:
                 state, reason = "skipped", str(exc)
             except FlipbenchError as exc:
@@ -141,6 +155,11 @@ class SweepRunner:
         open_ = [m for m in journal.get_sweep(sweep_id).models if m.state not in FINAL_STATES]
         if not open_:
             status, message = "complete", None
+        elif pool.keys.exhausted:
+            status = "stopped"
+            spent = pool.keys.exhausted_error(f"continue with --resume {sweep_id}")
+            message = f"{spent}; {len(open_)} model(s) unfinished"
+            self._keys_stop = KeysExhausted(message, spent.labels)
         elif pool.budget.reached:
             status = "stopped"
             message = (

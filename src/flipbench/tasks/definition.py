@@ -14,17 +14,20 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from string import Formatter
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from flipbench.config import MAX_D, MAX_N, MAX_TEMPERATURE, MAX_TOKENS
 from flipbench.errors import FlipbenchError
+from flipbench.interventions.model import Intervention
 from flipbench.tasks.protocols import (
     ChainedTurns,
     Message,
+    Rendered,
     SingleTurn,
     TrialProtocol,
     hashed_fields,
@@ -82,7 +85,7 @@ def parse_percent(text: str | float | int) -> Decimal:
 #: The name of a registered experiment kind (`flipbench.kinds`): it picks the analysis,
 #: figures and table columns. Checked against the registry when a run starts.
 Kind = str
-Parser = Literal["whole-token", "d-tokens", "number", "last-option"]
+Parser = Literal["whole-token", "d-tokens", "number", "last-option", "text"]
 
 
 class ConditionSpec(BaseModel):
@@ -121,6 +124,10 @@ class Condition(BaseModel):
     first: str
     target: dict[str, float] | None = None
     group: str | None = None
+    # The intervention's fields of every sampled request (structured output, a tool, effort).
+    request_fields: dict[str, Any] = {}
+    # The last message holds the intervention's `{seed}`, filled per sample by the runner.
+    seeded: bool = False
 
     @property
     def p(self) -> float:
@@ -181,6 +188,9 @@ class ResolvedExperiment(BaseModel):
     exact: bool = True
     temperature: float
     max_tokens: int
+    # How the model is asked to randomise (`flipbench.interventions`); None is `direct`, so a
+    # definition from before interventions reads back, and hashes, as it was recorded.
+    intervention: Intervention | None = None
 
     # Definitions journaled before protocols carry `followup`: read it as the chained protocol.
     _legacy_followup = model_validator(mode="before")(legacy_followup)
@@ -203,26 +213,35 @@ class ResolvedExperiment(BaseModel):
         """A stable hash of everything that shapes the requests and their scoring.
 
         The protocol enters it as `hashed_fields` says, so that every definition from before
-        protocols (one turn, or chained flips) keeps the hash its runs were recorded with.
+        protocols (one turn, or chained flips) keeps the hash its runs were recorded with; the
+        intervention enters it whole, unless it is `direct` (absent), for the same reason.
         """
         data = {
-            **self.model_dump(mode="json", exclude={"protocol"}),
+            **self.model_dump(mode="json", exclude={"protocol", "intervention"}),
             **hashed_fields(self.protocol),
         }
+        if self.intervention is not None and not self.intervention.is_direct:
+            data["intervention"] = self.intervention.model_dump(mode="json")
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def conditions(self) -> list[Condition]:
         """The grid as conditions, in grid order, rendered by the experiment's protocol."""
         result = []
+        change = self.intervention
+        system = self.system_prompt if change is None else change.system(self.system_prompt)
         for spec in self.specs:
             fill = functools.partial(render_template, fields={**self.params, **spec.fields})
-            sent = self.protocol.render(self.system_prompt, self.prompt, fill)
+            sent = self.protocol.render(system, self.prompt, fill)
+            answers = spec.answers or self.answers
+            if change is not None:
+                sent = _intervened(sent, change, answers)
             condition = Condition(
                 key=spec.key, value=spec.value, x=spec.x, messages=sent.messages,
                 followups=sent.followups, prefill=sent.prefill, raw_prompt=sent.raw_prompt,
-                answers=spec.answers or self.answers, first=spec.first or self.first,
-                target=spec.target, group=spec.group,
+                answers=answers, first=spec.first or self.first, target=spec.target,
+                group=spec.group, seeded=change is not None and change.seed,
+                request_fields={} if change is None else change.fields_for(answers),
             )  # fmt: skip
             result.append(condition)
         return result
@@ -280,6 +299,7 @@ class ExperimentDefinition(BaseModel):
         temperature: float | None = None,
         max_tokens: int | None = None,
         d: int | None = None,
+        intervention: Intervention | None = None,
     ) -> ResolvedExperiment:
         """Apply overrides, validating each so that bad input fails before anything runs."""
         if p_values is not None and grid is not None:
@@ -325,15 +345,31 @@ class ExperimentDefinition(BaseModel):
         if max_tokens is None and "D" in params:  # not overridden: room for D tokens
             max_tokens = max(self.max_tokens, 2 * resolved_d + 16)
         template = self.prompt if prompt is None else prompt
+        if intervention is not None and intervention.is_direct:
+            intervention = None  # the baseline is the definition as it was before interventions
+        if intervention is not None and intervention.min_max_tokens and max_tokens is None:
+            max_tokens = max(self.max_tokens, 2 * resolved_d + 16, intervention.min_max_tokens)
         resolved = ResolvedExperiment(
             name=self.name, version=self.version, kind=self.kind, prompt=template,
             system_prompt=self.system_prompt if system_prompt is None else (system_prompt or None),
             protocol=self.protocol, grid=grid_name, specs=ordered, params=params, d=resolved_d,
             n=n, answers=self.answers, first=self.first, parser=self.parser, exact=self.exact,
             temperature=temperature, max_tokens=max_tokens or self.max_tokens,
+            intervention=intervention,
         )  # fmt: skip
         resolved.conditions()  # every template of every condition fills, or fails here
         return resolved
+
+
+def _intervened(sent: Rendered, change: Intervention, answers: Sequence[str]) -> Rendered:
+    """What a condition sends under an intervention: its prompt (the last user message, or the
+    raw text) rewritten by the intervention's wrapper."""
+    if sent.raw_prompt is not None:
+        return replace(sent, raw_prompt=change.wrap(sent.raw_prompt, answers))
+    messages = list(sent.messages)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    messages[last] = {**messages[last], "content": change.wrap(messages[last]["content"], answers)}
+    return replace(sent, messages=tuple(messages))
 
 
 def _short(number: int) -> str:

@@ -29,6 +29,7 @@ from flipbench.testing.fault_config import (
     ModelScript,
     check_config,
     fault_probabilities,
+    key_credits,
     omitted_from_top,
     top_extra_candidates,
 )
@@ -46,6 +47,7 @@ from flipbench.testing.hostile import (
 )
 from flipbench.testing.openrouter_wire import (
     ECHO_RE,
+    LABELS_RE,
     SERVER_ERROR_MESSAGES,
     TopList,
     error_response,
@@ -95,6 +97,10 @@ class FaultServer:
         self._headers: list[dict[str, str]] = []
         self._billed: list[float] = []
         self._undelivered: list[float] = []
+        # Per-key credit: calls each key still pays for, and requests seen per key.
+        self._credits = key_credits(config)
+        self._key_counts: Counter[str] = Counter()
+        self._key_refused: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Future[None] | None = None
 
@@ -159,6 +165,37 @@ class FaultServer:
         return total(costs)
 
     @property
+    def key_counts(self) -> dict[str, int]:
+        """Chat requests per key (`key_credits` keys only), refused ones included."""
+        with self._lock:
+            return dict(self._key_counts)
+
+    @property
+    def key_refused(self) -> dict[str, int]:
+        """Requests per key answered 402 because the key's credit was spent."""
+        with self._lock:
+            return dict(self._key_refused)
+
+    def _spend_credit(self, request: web.Request) -> web.Response | None:
+        """A 402 for a key whose credit is spent (the wire format of an OpenRouter account out
+        of credit), None when the call may go on (unknown keys were refused with a 401)."""
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if key not in self._credits:  # `api_key`: no credit limit
+            return None
+        with self._lock:
+            self._key_counts[key] += 1
+            spent = self._credits[key] <= 0
+            if spent:
+                self._key_refused[key] += 1
+            else:
+                self._credits[key] -= 1
+        if not spent:
+            return None
+        self._count("no_credits")
+        meta = {"limit_source": "openrouter_credits"}
+        return self._error(request, 402, 402, FATAL["402"][1], meta)
+
+    @property
     def bodies(self) -> list[dict[str, Any]]:
         """Request bodies received (only with ``record_bodies=True``)."""
         with self._lock:
@@ -203,12 +240,12 @@ class FaultServer:
             if cfg.record_bodies:
                 self._bodies.append(body if body is not None else {"_raw": raw.decode("replace")})
                 self._headers.append(dict(request.headers))
-        if cfg.api_key is not None:
+        if cfg.api_key is not None or self._credits:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer "):
                 self._count("unauthorized")
                 return self._error(request, 401, 401, "No auth credentials found")
-            if auth[len("Bearer ") :] != cfg.api_key:
+            if auth[len("Bearer ") :] not in (cfg.api_key, *self._credits):
                 self._count("unauthorized")
                 return self._error(request, 401, 401, "User not found.")
         if body is None:
@@ -224,6 +261,9 @@ class FaultServer:
             self._count(f"fatal_{fatal}")
             status, message = FATAL[fatal]
             return self._error(request, status, status, message.format(model=model), {})
+        # Credit is spent by the calls that reach a model (a 404 costs nothing).
+        if self._credits and (refused := self._spend_credit(request)) is not None:
+            return refused
         # Draw exactly two numbers per request so outcome sequences stay aligned for a seed.
         u_fault, u_answer = self._rng.random(), self._rng.random()
         if script.rate_limit is not None:  # this model's own 429 share replaces the bands
@@ -333,6 +373,11 @@ class FaultServer:
             reply.update(choices=[], usage=usage_json(40, 0, 0.0))
             return costed(json_response(reply, headers=headers), 0.0)
         answer, finish, reasoning = ("1" if u_answer < p1 else "0"), "stop", None
+        labels = LABELS_RE.search(prompt_text(body))  # the sweep's prompt with other labels:
+        if labels and {labels.group(1), labels.group(2)} != {"0", "1"}:  # p1: the listed first
+            answer = f"Output: {labels.group(1 if u_answer < p1 else 2)}"
+        if script.structured and isinstance(body.get("response_format"), dict):
+            answer = json.dumps({"answer": answer})
         if shape in LITERAL_CONTENT:
             answer = "1"  # the literal contents all read as "1"; logprobs match it
         if kind == "empty_length":

@@ -58,6 +58,9 @@ class ModelScript:
     fatal: str | None = None  # one of FATAL_MODES
     rate_limit: float | None = None  # probability of a 429 per request
     cost_per_call: float | None = None
+    # Answers a JSON-schema `response_format` as structured outputs do (`{"answer": "1"}`);
+    # otherwise the schema is ignored and the bare answer sent, as by a model without them.
+    structured: bool = False
 
     def check(self) -> None:
         if self.fatal is not None and self.fatal not in FATAL_MODES:
@@ -107,6 +110,21 @@ class FaultConfig:
     top_extra: str = ""
     top_k_cap: int = 0
     top_filler_p: float = 0.0
+    # Per-key credit ("KEY=K,KEY2=K2"), as separate accounts or keys with credit limits: a
+    # request with KEY is answered as usual K times, then always 402 "Insufficient credits".
+    # With any set, only these keys (and `api_key`) are accepted; others get 401.
+    key_credits: str = ""
+
+
+def key_credits(config: FaultConfig) -> dict[str, int]:
+    """`key_credits` as {key: calls it pays for} (ValueError when it cannot be read)."""
+    credits: dict[str, int] = {}
+    for item in filter(None, (i.strip() for i in config.key_credits.split(","))):
+        key, sep, count = item.rpartition("=")
+        if not sep or not key.strip() or not count.strip().isdigit():
+            raise ValueError("key_credits entries are KEY=CALLS with CALLS an integer >= 0")
+        credits[key.strip()] = int(count)
+    return credits
 
 
 def top_extra_candidates(config: FaultConfig) -> list[tuple[str, float]]:
@@ -145,3 +163,4 @@ def check_config(config: FaultConfig) -> None:
     if config.top_k_cap < 0 or not 0.0 <= config.top_filler_p <= 1.0:
         raise ValueError("top_k_cap must be >= 0 and top_filler_p in [0, 1]")
     top_extra_candidates(config)
+    key_credits(config)

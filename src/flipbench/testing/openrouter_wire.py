@@ -17,6 +17,8 @@ from aiohttp import web
 
 #: The prompt sentence that ``echo_p`` reads a requested probability from.
 ECHO_RE = re.compile(r'returns "1" (\d+(?:\.\d+)?)% of the time')
+#: The sweep's seed prompt asks `Write the output EXACTLY like "Output: A" or "Output: B"`.
+LABELS_RE = re.compile(r'EXACTLY like "Output: (\S+)" or "Output: (\S+)"')
 _ZERO_PROB_LOGPROB = -9999.0  # what OpenAI-style servers report for a zero-probability token
 SERVER_ERROR_MESSAGES = {
     500: "Internal Server Error",

@@ -1,0 +1,1 @@
+"""Experiment × intervention × model matrices: every cell an ordinary run (`flipbench matrix`)."""

@@ -47,7 +47,7 @@ def test_the_difference_interval_covers_the_true_delta_s() -> None:
         "partial": np.clip(0.5 + 1.6 * (x - 0.5), 0.02, 0.98),
     }
     rng = np.random.default_rng(16)
-    reps = 80
+    reps = 60
     for base, other, n in (("step", "calibrated", 100), ("calibrated", "partial", 100),
                            ("flat", "calibrated", 50), ("partial", "partial", 30)):  # fmt: skip
         ra, rb = curves[base], curves[other]
@@ -56,7 +56,7 @@ def test_the_difference_interval_covers_the_true_delta_s() -> None:
         for i in range(reps):
             ka, kb = rng.binomial(n, ra), rng.binomial(n, rb)
             e = step_likeness_difference(x, ka, np.full(21, n), kb, np.full(21, n),
-                                         n_boot=300, seed=i)  # fmt: skip
+                                         n_boot=200, seed=i)  # fmt: skip
             hits += e.low <= true <= e.high
         coverage = hits / reps
         print(f"ΔS coverage {other} − {base}, N={n}: {coverage:.3f} (true ΔS {true:+.3f})")
@@ -156,7 +156,7 @@ def test_a_matrix_on_the_embedded_model_resumes_after_kill_9(tmp_path: Path) -> 
     db = tmp_path / "j.db"
     args = [
         str(FLIPBENCH), "matrix", "-e", "single-flip", "-i", "given-seed", "-m", "local/smollm2",
-        "--n", "6", "--grid", "zoom", "--no-progress", "--db", str(db),
+        "--n", "4", "--grid", "zoom", "--no-progress", "--db", str(db),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "FLIPBENCH_DB"}
     log = (tmp_path / "matrix.log").open("w")
@@ -171,7 +171,7 @@ def test_a_matrix_on_the_embedded_model_resumes_after_kill_9(tmp_path: Path) -> 
                 runs = journal.list_runs()
                 second = runs[1].run_id if len(runs) >= 2 else None
                 done = sum(c[1] for c in journal.condition_counts(second).values()) if second else 0
-            if done >= 5:  # the second cell is part way: kill the process mid-run
+            if done >= 4:  # the second cell is part way: kill the process mid-run
                 os.kill(proc.pid, signal.SIGKILL)
                 killed = True
                 break
@@ -194,7 +194,7 @@ def test_a_matrix_on_the_embedded_model_resumes_after_kill_9(tmp_path: Path) -> 
             counts = journal.condition_counts(r.run_id)
             assert len(counts) == 5, counts
             for valid, rows, _ in counts.values():
-                assert valid <= 6 and rows <= 30 and (valid == 6 or rows == 30), counts
+                assert valid <= 4 and rows <= 20 and (valid == 4 or rows == 20), counts
     shown = flipbench("matrix", "show", matrix_id, "--db", str(db), cwd=tmp_path)
     assert shown.returncode == 0 and "given-seed" in shown.stdout and "ΔS" in shown.stdout
 
@@ -239,7 +239,7 @@ def test_the_gap_shows_a_model_that_states_right_but_samples_the_argmax(
     db = tmp_path / "j.db"
     options = MatrixOptions(
         experiments=["single-flip"], interventions=["verbalized"],
-        models=["planted/argmax", "planted/sampler"], run=RunConfig(n=40),
+        models=["planted/argmax", "planted/sampler"], run=RunConfig(n=25),
     )  # fmt: skip
     matrix_id = api.start_matrix(options, db).matrix_id or ""
     rows = {(r.model, r.intervention): r for r in api.matrix_table_of(matrix_id, db).rows}
@@ -252,10 +252,10 @@ def test_the_gap_shows_a_model_that_states_right_but_samples_the_argmax(
             knowledge_gap(journal, rows[("planted/argmax", "direct")].run_id)
     for g in (knower, sampler):  # both state the requested p, reply by reply
         assert g.stated_error == pytest.approx(0.0, abs=1e-3)
-        assert all(c.stated_n == 40 for c in g.conditions)
+        assert all(c.stated_n == 25 for c in g.conditions)
     # the knower samples a step: far from what it states; the sampler within noise of it
     assert knower.gap is not None and knower.gap > 0.2
-    assert sampler.gap is not None and sampler.gap < 0.1
+    assert sampler.gap is not None and sampler.gap < 0.15  # binomial noise of 25 draws
     for c in knower.conditions:
         assert c.sampled == (1.0 if c.p > 0.5 else 0.0)
     out = tmp_path / "m.html"

@@ -346,3 +346,33 @@ def test_protocols_compared_on_one_grid(tmp_path: Path) -> None:
     assert lag1_difference(np.ones((5, 2)), np.zeros((5, 2))).difference is None
     with pytest.raises(ValueError, match="0/1"):
         lag1_difference(np.full((3, 2), 2), np.ones((3, 2)))
+
+
+def test_the_protocols_command_prints_the_differences_and_refuses_other_runs(
+    tmp_path: Path,
+) -> None:
+    from cli_helpers import flipbench
+
+    one_reply = get_experiment("d-flips").resolve(p_values=["50", "70"], n=60, d=2)
+    chained = get_experiment("chained-flips").resolve(p_values=["50", "70"], n=60)
+    single = get_experiment("single-flip").resolve(p_values=["50"], n=5)
+
+    def independent(cond: Condition, i: int, g: np.random.Generator) -> str:
+        return " ".join(str(int(g.random() < cond.x)) for _ in range(2))
+
+    db = tmp_path / "j.db"
+    with Journal(db) as journal:
+        make_run(journal, "one", one_reply, independent)
+        make_run(journal, "chain", chained, _alternating_answer(2))
+        make_run(journal, "single", single, lambda c, i, g: "1")
+    shown = flipbench("protocols", "one", "chain", "--db", str(db), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = [
+        line for line in shown.stdout.splitlines() if line.lstrip("│ ").startswith(("0.5", "0.7"))
+    ]
+    assert len(rows) == 2 and all("-1.000" in row for row in rows), shown.stdout
+    as_json = flipbench("protocols", "one", "chain", "--db", str(db), "--format", "json",
+                        cwd=tmp_path)  # fmt: skip
+    assert set(json.loads(as_json.stdout)) == {"0.5", "0.7"}
+    refused = flipbench("protocols", "one", "single", "--db", str(db), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: run single is")

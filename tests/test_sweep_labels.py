@@ -1,9 +1,12 @@
 """`fair-coin-labels`: the sweep's prompt with random nonsense labels in both orders (the two
 weaknesses seed 003 names). Scripted models that prefer the listed-first label with a known
-probability are ranked by that position bias, and each run's word-pair analysis reports it."""
+probability are ranked by that position bias, and each run's word-pair analysis reports it.
+Also here, on the same small worlds: `--intervention structured` only where the catalogue lists
+structured outputs, and two sweeps compared (`flipbench compare SWEEP_A SWEEP_B`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -99,3 +102,37 @@ def test_structured_output_only_where_the_catalogue_lists_it(
     for r in ranking.ranked:
         p = listed[r.model]
         assert r.valid == 40 and abs(r.mean - p) <= 4 * (p * (1 - p) / 40) ** 0.5, r
+
+
+def test_two_sweeps_compared_show_what_moved(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flipbench compare SWEEP_A SWEEP_B`: the same models asked twice, one of them changed."""
+    from cli_helpers import flipbench
+
+    db = tmp_path / "j.db"
+    ids = []
+    for fair_p in (0.5, 0.95):  # the second time `lab0/fair` leans hard on the first label
+        planted = {**PLANTED, "lab0/fair": fair_p}
+        scripts = {m: ModelScript(p_one=p) for m, p in planted.items()}
+        served = running_in_thread(FaultConfig(), models=[_entry(m) for m in planted],
+                                   scripts=scripts)  # fmt: skip
+        with served as server:
+            monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-compare-test")
+            monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
+            selection, entries = api.choose_models()
+            options = SweepOptions(experiment="fair-coin-labels", n=10)
+            ids.append(api.start_sweep(options, selection, entries, db).sweep_id or "")
+    proc = flipbench("compare", *ids, "--db", str(db), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    changes = {c["model"]: c for c in data["shared"]}
+    assert set(changes) == set(PLANTED) and data["only_a"] == data["only_b"] == []
+    fair = changes["lab0/fair"]
+    assert fair["beyond_noise"] and fair["change_low"] > 0.2
+    always = changes["lab3/always"]  # 1.0 both times: no change, and the interval says so
+    assert always["change"] == 0.0 and always["change_low"] < 0 < always["change_high"]
+    table = flipbench("compare", *ids, "--db", str(db), cwd=tmp_path)
+    assert "4 models in both sweeps" in table.stdout and "moved" in table.stdout
+    mixed = flipbench("compare", ids[0], "run-nope", "--db", str(db), cwd=tmp_path)
+    assert mixed.returncode == 2 and "not a mix" in mixed.stderr

@@ -185,15 +185,18 @@ def test_terms_known_for_too_few_models_are_left_out_with_the_reason() -> None:
 
 # --- end to end: a real sweep on the loopback fault server ---------------------------------
 
-MODELS = 60
+MODELS = 240  # the acceptance's sweep: 10 % dead (404), some rate-limited, one pricier
+DEAD = {i for i in range(MODELS) if i % 10 == 7}
+LIVE = MODELS - len(DEAD)
 N = 40
 EFFECT = 0.8  # log-odds of P(1) per 10× parameters
 
 
 @pytest.fixture(scope="module")
 def planted_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """60 scripted models in 6 labs, P(1) = logistic(0.1 + 0.8·(log10 params − 1.5) + u),
-    u ~ N(0, 0.4²); their parameter counts only in a covariates file."""
+    """240 scripted models in 6 labs, P(1) = logistic(0.1 + 0.8·(log10 params − 1.5) + u),
+    u ~ N(0, 0.4²), their parameter counts only in a covariates file; 24 dead (404), 20 with
+    30 % rate limits, one with its own price per call."""
     rng = random.Random(1515)
     tmp = tmp_path_factory.mktemp("regress")
     entries, scripts, lines = [], {}, [HEADER.strip()]
@@ -208,13 +211,18 @@ def planted_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             "supported_parameters": ["temperature", "max_tokens"],
             "architecture": {"output_modalities": ["text"]},
         })  # fmt: skip
-        scripts[mid] = ModelScript(p_one=p_one)
+        scripts[mid] = (
+            ModelScript(fatal="404") if i in DEAD
+            else ModelScript(p_one=p_one, rate_limit=0.3 if i % 12 == 1 else None,
+                             cost_per_call=0.0005 if i == 5 else None)
+        )  # fmt: skip
         lines.append(f"{mid},{10**logp:.6g},,dense,planted")
     covariates = tmp / "planted.csv"
     covariates.write_text("\n".join(lines) + "\n")
     db = tmp / "j.db"
     old = {k: os.environ.get(k) for k in ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL")}
-    with running_in_thread(FaultConfig(), models=entries, scripts=scripts) as server:
+    cfg = FaultConfig(retry_after_s=0.05)
+    with running_in_thread(cfg, models=entries, scripts=scripts) as server:
         os.environ["OPENROUTER_API_KEY"] = "sk-or-v1-regress-test"
         os.environ["OPENROUTER_BASE_URL"] = server.base_url
         try:
@@ -234,10 +242,11 @@ def test_a_real_sweep_recovers_the_planted_effect(planted_sweep: dict[str, Any])
         planted_sweep["sweep_id"], planted_sweep["db"], covariates=planted_sweep["covariates"]
     )
     effects = {e.term: e for e in reg.effects if e.on == "p1"}
-    assert reg.models_used == MODELS and reg.draws == MODELS * N
+    assert reg.models_used == LIVE and reg.draws == LIVE * N
+    assert len(reg.left_out_models) == len(DEAD)  # no valid draw: skipped with their reason
     # The catalogue's context length is the same for every model; the created date varies.
     assert reg.left_out_terms["log10_context"] == "the same for every model"
-    # Six labs of ten models: the first is the reference, the five others get an effect.
+    # Six labs of forty models: the first is the reference, the five others get an effect.
     assert {"log10_params", "created_year", "org:lab1", "org:lab5"} <= set(effects)
     assert "org:lab0" not in effects
     e = effects["log10_params"]

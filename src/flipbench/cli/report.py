@@ -135,7 +135,7 @@ def _print_comparison(comparison: Comparison) -> None:
 
 @app.command()
 def compare(
-    ids: Annotated[list[str], typer.Argument(help="run ids of one experiment")],
+    ids: Annotated[list[str], typer.Argument(help="run ids of one experiment, or two sweep ids")],
     paper: Annotated[
         bool,
         typer.Option("--paper", help="add the imported paper runs with the same definition"),
@@ -155,13 +155,17 @@ def compare(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Overlay runs of one experiment (the imported paper runs too) in one figure, and show
-    their rates and S side by side; runs whose definitions differ are refused unless --force."""
+    their rates and S side by side; runs whose definitions differ are refused unless --force.
+    Two sweep ids: every model both ranked, its change with an interval."""
     from flipbench.report.compare import compare_runs, paper_runs_for  # matplotlib loads here
     from flipbench.report.html import write_report
 
     with user_errors():
         if fmt not in ("table", "json"):
             raise FlipbenchError(f"unknown format {fmt!r} (use table or json)")
+        if _sweep_ids(db, ids):
+            _compare_sweeps(db, ids, fmt, force)
+            return
         run_ids = list(ids)
         if paper:
             with Journal(db, create=False) as journal:
@@ -249,3 +253,95 @@ def gap(
         out.print(plain(f"{name}: {cell(value)}"))
     for path in gap_figure(table, out_dir or api.run_dir(db, run_id)):
         out.print(plain(f"figure: {path}"))
+
+
+@app.command()
+def protocols(
+    run_a: Annotated[str, typer.Argument(help="a run of D flips in one reply (d-flips)")],
+    run_b: Annotated[str, typer.Argument(help="a run of one flip per turn (chained-flips)")],
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Two protocols of many flips compared at every p both answered: lag-1 autocorrelation
+    ρ₁ of each and ρ₁(a) − ρ₁(b) with a bootstrap interval over replies (docs/sequences.md)."""
+    from flipbench.kinds.sequences import protocol_differences
+    from flipbench.results import compute_results
+
+    with user_errors():
+        if fmt not in ("table", "json"):
+            raise FlipbenchError(f"--format must be table or json, not {fmt!r}")
+        for run_id in (run_a, run_b):
+            validate_run_id(run_id)
+        with Journal(db, create=False) as journal:
+            a, b = compute_results(journal, run_a), compute_results(journal, run_b)
+        for r in (a, b):
+            if r.experiment.kind not in ("d-flips", "chained"):
+                raise FlipbenchError(
+                    f"run {r.run.run_id} is {r.experiment.name}, not flips in sequence"
+                    " (d-flips, chained-flips)"
+                )
+        diffs = protocol_differences(a, b)
+        if not diffs:
+            raise FlipbenchError(f"runs {run_a} and {run_b} share no p with valid replies")
+    if fmt == "json":
+        print(json.dumps(clean_json({p: d.model_dump(mode="json") for p, d in diffs.items()}),
+                         indent=1))  # fmt: skip
+        return
+
+    def num(value: float | None) -> str:
+        return "—" if value is None else f"{value:+.3f}"
+
+    grid = Table(title=plain(f"lag-1 autocorrelation: {run_a} (a) vs {run_b} (b)"))
+    for name in ("p", "ρ₁ a", "ρ₁ b", "ρ₁(a) − ρ₁(b) [95% CI]", "replies a", "replies b", "note"):
+        grid.add_column(name, justify="left" if name in ("p", "note") else "right")
+    for p, d in diffs.items():
+        e = d.difference
+        diff = "—" if e is None else f"{e.value:+.3f} [{e.low:+.3f}, {e.high:+.3f}]"
+        grid.add_row(*map(plain, (p, num(d.rho_a), num(d.rho_b), diff, str(d.replies_a),
+                                  str(d.replies_b), d.note)))  # fmt: skip
+    out.print(grid)
+    out.print(
+        plain("ρ₁ < 0: the next flip tends to differ from the last (balancing); > 0: repeats")
+    )
+
+
+def _sweep_ids(db: Path, ids: list[str]) -> bool:
+    """Whether `compare` was given sweeps (not runs); a mix is refused."""
+    from flipbench.sweep import api as sweep_api
+
+    if not db.exists():
+        return False
+    known = {row[0] for row in sweep_api.sweeps(db)}
+    found = [i in known for i in ids]
+    if any(found) and not all(found):
+        raise FlipbenchError("compare runs with runs, or two sweeps with each other; not a mix")
+    return bool(found) and all(found)
+
+
+def _compare_sweeps(db: Path, ids: list[str], fmt: str, force: bool) -> None:
+    """Two sweeps: every model both ranked, its change with an interval, the rank agreement."""
+    from flipbench.sweep import api as sweep_api
+    from flipbench.sweep.compare import compare_sweeps
+
+    if len(ids) != 2:
+        raise FlipbenchError("compare takes exactly two sweeps")
+    a, b = (sweep_api.sweep_ranking(i, db) for i in ids)
+    comparison = compare_sweeps(a, b, force=force)
+    if fmt == "json":
+        print(json.dumps(clean_json(comparison.model_dump(mode="json")), indent=1))
+        return
+    rho = comparison.rank_correlation
+    out.print(plain(
+        f"{len(comparison.shared)} models in both sweeps ({len(comparison.only_a)} only in"
+        f" {a.sweep_id}, {len(comparison.only_b)} only in {b.sweep_id}); Spearman of their"
+        f" biases: {'—' if rho is None else f'{rho:.3f}'}"
+    ))  # fmt: skip
+    grid = Table(title=plain(f"mean of the draws: {a.sweep_id} (a) → {b.sweep_id} (b)"))
+    for name in ("model", "a", "b", "b − a [95% CI]", ""):
+        grid.add_column(name, justify="left" if name in ("model", "") else "right")
+    for c in comparison.shared:
+        change = f"{c.change:+.3f} [{c.change_low:+.3f}, {c.change_high:+.3f}]"
+        grid.add_row(*map(plain, (c.model, f"{c.mean_a:.3f}", f"{c.mean_b:.3f}", change,
+                                  "moved" if c.beyond_noise else "≈")))  # fmt: skip
+    out.print(grid)
+    out.print(plain("moved: the interval of the change excludes 0 (Newcombe's MOVER interval)"))

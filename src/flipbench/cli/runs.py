@@ -151,7 +151,9 @@ def run(
     max_cost: Annotated[
         float | None, typer.Option(help="stop cleanly once API calls cost this many USD")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="per-request timeout, seconds")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="per-request timeout, seconds (local models: at least 120)")
+    ] = 60.0,
     max_retries: Annotated[int, typer.Option(help="retries of one request")] = 8,
     model_option: Annotated[
         list[str] | None,

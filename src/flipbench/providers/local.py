@@ -120,6 +120,11 @@ def answer_grammar(answers: Sequence[str], count: int = 1, *, continuation: bool
     return f"root ::= {lead}answer{rest}\n{one}"
 
 
+#: A local request's timeout unless --timeout asks for more (the server is on this machine:
+#: a slow request is a slow CPU, not a dead peer).
+LOCAL_TIMEOUT_S = 120.0
+
+
 class LocalBackend(Backend):
     """A GGUF model on an in-process llama.cpp server bound to 127.0.0.1."""
 
@@ -140,6 +145,7 @@ class LocalBackend(Backend):
         self._n_vocab: int | None = None
         self._versions: dict[str, Any] = {}
         self._native: ChatClient | None = None
+        self.timeout_s = LOCAL_TIMEOUT_S
         # One whole-answer reading at a time: its requests extend each other in the one
         # slot's prompt cache, and another condition's requests in between would change both
         # the cost (every request computed afresh) and the numbers (measured: ~3x slower).
@@ -156,6 +162,9 @@ class LocalBackend(Backend):
         backend = cls(config.model)
         backend.first_token = config.first_token
         backend.threads = config.threads
+        # --timeout raises it (long replies with several in flight on a slow CPU), never below
+        # the local floor: the API default (60 s) is too short for a CPU decoding 4 replies.
+        backend.timeout_s = max(LOCAL_TIMEOUT_S, config.timeout_s)
         return backend
 
     @classmethod
@@ -167,7 +176,10 @@ class LocalBackend(Backend):
         slots = 1 if exact else concurrency * self.completions
         self._server = await asyncio.to_thread(self._start_server, slots)
         self._base_url = str(self._server.listening_address).rstrip("/")
-        self._client = ChatClient(self._base_url + "/v1", max_connections=slots + 4, trusted=True)
+        self._client = ChatClient(
+            self._base_url + "/v1", max_connections=slots + 4, trusted=True,
+            timeout_s=self.timeout_s,
+        )  # fmt: skip
         await self._client.start()
         self._native = ChatClient(self._base_url, max_connections=2, trusted=True)
         await self._native.start()

@@ -96,6 +96,11 @@ def test_given_seed_fixes_the_argmax_model_within_its_interval(
     for r in table.rows:
         assert r.invalid_share == 0.0 and r.valid == 21 * 60
         assert r.cost_per_sample == pytest.approx(0.0001)
+    # single-flip is the benchmark's part 1: its score out of 20 rises with the given number
+    assert direct.part == seeded.part == "exp1"
+    assert direct.score is not None and seeded.score is not None
+    assert seeded.delta_score is not None and seeded.delta_score.low > 5.0
+    assert seeded.delta_score.value == pytest.approx(seeded.score.value - direct.score.value)
     # the given number lengthens the prompt: more tokens per sample than direct
     assert seeded.token_ratio is not None and seeded.token_ratio > 1.0
     assert table.spent == pytest.approx(4 * 21 * 60 * 0.0001)

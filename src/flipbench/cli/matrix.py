@@ -20,7 +20,7 @@ from flipbench.config import DEFAULT_DB
 
 if TYPE_CHECKING:
     from flipbench.estimate import Estimate
-    from flipbench.matrix.table import MatrixTable
+    from flipbench.matrix.table import CellRow, MatrixTable
 
 matrix_app = typer.Typer(
     invoke_without_command=True,
@@ -113,7 +113,8 @@ def _estimate(e: Estimate | None, signed: bool = False) -> str:
     sign = "+" if signed else ""
     if math.isnan(e.low) or e.low == e.high:
         return f"{e.value:{sign}.3f}"
-    return f"{e.value:{sign}.3f} [{e.low:{sign}.3f}, {e.high:{sign}.3f}]"
+    # the interval on its own line: the table stays readable at 80 columns
+    return f"{e.value:{sign}.3f}\n[{e.low:{sign}.3f},{e.high:{sign}.3f}]"
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -129,22 +130,46 @@ def print_table(table: MatrixTable) -> None:
     )
     if table.message:
         _say(table.message)
-    grid = Table(title=plain("each intervention against direct (95 % intervals)"))
-    for name in ("experiment", "model", "intervention", "state", "S", "ΔS vs direct",
-                 "invalid", "tokens/sample", "×direct", "cost/sample"):  # fmt: skip
-        grid.add_column(name, overflow="fold", justify="left" if name[0].islower() else "right")
+    paid = any(r.cost_per_sample for r in table.rows)  # no cost column for local models
+    names = ["intervention", "S", "ΔS vs direct", "invalid", "tokens", "×dir"] + (
+        ["$/sample"] if paid else []
+    )
+    groups: dict[tuple[str, str], list[CellRow]] = {}
     for r in table.rows:
-        grid.add_row(*map(plain, (
-            r.experiment, r.model, r.intervention, r.state, _estimate(r.s),
-            _estimate(r.delta_s, signed=True), _num(r.invalid_share, ".1%"),
-            _num(r.tokens_per_sample, ".1f"), _num(r.token_ratio, ".2f"),
-            _num(r.cost_per_sample, ".3g"),
-        )))  # fmt: skip
-    out.print(grid)
+        groups.setdefault((r.experiment, r.model), []).append(r)
+    for (experiment, model), rows in groups.items():  # one table per experiment and model
+        grid = Table(title=plain(f"{experiment} on {model}: each intervention against direct"))
+        for name in names:
+            text = name == "intervention"
+            grid.add_column(name, overflow="fold", justify="left" if text else "right",
+                            no_wrap=not text, min_width=10 if text else None)  # fmt: skip
+        for r in rows:
+            state = "" if r.state == "complete" else f"\n({r.state})"
+            cells = [
+                r.intervention + state, _estimate(r.s), _estimate(r.delta_s, signed=True),
+                _num(r.invalid_share, ".1%"), _num(r.tokens_per_sample, ".1f"),
+                _num(r.token_ratio, ".2f"),
+            ] + ([_num(r.cost_per_sample, ".3g")] if paid else [])  # fmt: skip
+            grid.add_row(*map(plain, cells))
+        out.print(grid)
     _say(
         "ΔS < 0: closer to the requested distribution than direct; the interval is each"
-        " side's own at √0.95, differenced (covers whenever both do)"
+        " side's own at √0.95, differenced (covers whenever both do); tokens: prompt and"
+        " completion per sample, ×dir: against direct"
     )
+    for (experiment, model), rows in groups.items():
+        scored = [r for r in rows if r.score is not None]
+        if not scored:
+            continue
+        title = f"{experiment} on {model}: the part's score out of 20 (the benchmark's on its grid)"
+        parts = Table(title=plain(title))
+        for name in ("intervention", "part", "score", "Δscore vs direct"):
+            text = name in ("intervention", "part")
+            parts.add_column(name, justify="left" if text else "right", no_wrap=not text)
+        for r in scored:
+            parts.add_row(*map(plain, (r.intervention, r.part or "", _estimate(r.score),
+                                       _estimate(r.delta_score, True))))  # fmt: skip
+        out.print(parts)
 
 
 @matrix_app.command("show")

@@ -34,6 +34,8 @@ def _line(r: CellRow) -> MatrixLine:
     return MatrixLine(
         experiment=r.experiment, model=r.model, intervention=r.intervention, run_id=r.run_id,
         state=r.state, s=_estimate(r.s), delta_s=_estimate(r.delta_s, signed=True),
+        score="—" if r.score is None else f"{r.part}: {_estimate(r.score)}",
+        delta_score=_estimate(r.delta_score, signed=True),
         invalid=_num(r.invalid_share, ".1%"), tokens=_num(r.tokens_per_sample, ".1f"),
         token_ratio=_num(r.token_ratio, ".2f"), cost=_num(r.cost_per_sample, ".3g"),
         reason=r.reason or "",

@@ -1,6 +1,7 @@
 """The matrix's table: each intervention against `direct`, per experiment and model.
 
-Per cell: S with its interval (the experiment's own), ΔS = S − S(direct) with an interval
+Per cell: S with its interval (the experiment's own); for a benchmark experiment its part's
+score out of 20 and Δscore (`matrix.scores`); ΔS = S − S(direct) with an interval
 that covers (`curves.step_likeness_difference`: each side's bias-aware interval at √0.95,
 differenced; measured in tests/test_matrix.py), the invalid share, and the overhead per
 sample: tokens (from each reply's `usage`) and cost, also as ratios to `direct`'s. An
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from flipbench.curves import step_likeness_difference
 from flipbench.estimate import Estimate
 from flipbench.matrix.cells import BASELINE, Cell
+from flipbench.matrix.scores import delta_score, part_score
 from flipbench.results import RunResults, compute_results
 from flipbench.store import Journal
 from flipbench.sweep.journal import SweepRow
@@ -40,6 +42,9 @@ class CellRow(BaseModel):
     invalid_share: float | None = None
     s: Estimate | None = None
     delta_s: Estimate | None = None  # against `direct` of the same experiment and model
+    part: str | None = None  # the benchmark part this experiment is (exp1 … exp5), if any
+    score: Estimate | None = None  # that part's score out of 20 (interval at √0.95)
+    delta_score: Estimate | None = None
     tokens_per_sample: float | None = None
     cost_per_sample: float | None = None
     token_ratio: float | None = None  # tokens per sample / direct's
@@ -131,7 +136,9 @@ def matrix_table(journal: Journal, row: SweepRow) -> MatrixTable:
                 s["cost"] if s["cost"] is not None and s["cost"] >= 0 else None for s in samples
             ]
             tokens = [_usage_tokens(s["response_json"]) for s in samples]
+            scored = part_score(r)
             out = out.model_copy(update={
+                "part": scored[0] if scored else None, "score": scored[1] if scored else None,
                 "replies": total, "valid": valid,
                 "invalid_share": (total - valid) / total if total else None, "s": _s(r),
                 "tokens_per_sample": _per_sample(tokens), "cost_per_sample": _per_sample(costs),
@@ -158,9 +165,13 @@ def _against_direct(cells: list[Cell], rows: list[CellRow], results: dict[int, R
         b = baseline.get((cell.experiment, cell.model))
         if b is None or i == b or i not in results or b not in results:
             continue
-        base_row = rows[b]
+        base_row, score = rows[b], rows[i].score
         rows[i] = rows[i].model_copy(update={
             "delta_s": _delta(results[b], results[i]),
+            "delta_score": (
+                delta_score(base_row.score, score)
+                if base_row.score is not None and score is not None else None
+            ),
             "token_ratio": _ratio(rows[i].tokens_per_sample, base_row.tokens_per_sample),
             "cost_ratio": _ratio(rows[i].cost_per_sample, base_row.cost_per_sample),
         })  # fmt: skip

@@ -24,6 +24,8 @@ class MatrixLine:
     state: str
     s: str
     delta_s: str
+    score: str  # the benchmark part's score out of 20, when the experiment is one
+    delta_score: str
     invalid: str
     tokens: str
     token_ratio: str

@@ -40,8 +40,12 @@ typecheck: $(HF_STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# The fast tests two at a time (pytest-xdist; no real model: tests/stubs stand in for the
+# runtimes), then the real-model tests alone: llama.cpp's threads spin-wait and collapse when
+# another process shares the two cores.
 unit: $(HF_STAMP) browser
-	$(BIN)/python -m pytest
+	PYTHONPATH=tests/stubs $(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m slow
 
 test: lint typecheck unit
 

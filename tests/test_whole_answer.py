@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from flipbench.config import RunConfig
 from flipbench.progress import SilentReporter
 from flipbench.providers.base import Message, Reply, SampleSettings, exact_distribution
-from flipbench.providers.local import LlamaNextTokens, LocalBackend
+from flipbench.providers.llama_reading import LlamaNextTokens, WordEnds
+from flipbench.providers.local import LocalBackend
 from flipbench.providers.openai_compat import ChatClient
 from flipbench.providers.whole_answer import (
     TOLERANCE,
@@ -259,9 +260,28 @@ def test_the_reply_carries_every_form_in_its_meta() -> None:
     assert meta["requests"] >= 1 and reply.request["exact_reading"] == "whole-answer"
 
 
-async def _llama_app(model: ScriptedModel, caches: list[bool]) -> web.Application:
+def _post_sampling(model: ScriptedModel, body: dict[str, Any]) -> dict[str, Any]:
+    """llama.cpp's `post_sampling_probs` step at temperature 1 with neutral samplers: the
+    softmax after `logit_bias`, the end of turn removed under `ignore_eos` (and listed in the
+    reply's settings with a null bias, as llama.cpp does)."""
+    after = tuple(model.vocab[t] for t in body["prompt"][model.prompt_len :])
+    probs = {model.ids[t]: p for t, p in model.table.get(after, {"<eot>": 1.0}).items() if p > 0}
+    bias = {int(t): float(b) for t, b in body.get("logit_bias") or []}
+    eog = [model.ids["<eot>"]] if body.get("ignore_eos") else []
+    weights = {t: p * math.exp(bias.get(t, 0.0)) for t, p in probs.items() if t not in eog}
+    total = sum(weights.values())
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])[: body["n_probs"]]
+    step = {"top_probs": [{"id": t, "token": model.vocab[t], "prob": w / total} for t, w in ranked]}
+    settings = {"logit_bias": [{"bias": None, "token": t} for t in eog]}
+    return {"completion_probabilities": [step], "generation_settings": settings}
+
+
+async def _llama_app(
+    model: ScriptedModel, caches: list[bool], inflation: float = 1.0
+) -> web.Application:
     """llama.cpp's native endpoints, as `LlamaNextTokens` reads them, over the scripted model
-    (each request's `cache_prompt` recorded in `caches`)."""
+    (each request's `cache_prompt` recorded in `caches`); raw lists are `inflation` times the
+    probabilities, as llama.cpp's float32 normaliser makes them (1 + ~2e-4)."""
 
     async def apply_template(request: web.Request) -> web.Response:
         body = await request.json()
@@ -281,12 +301,21 @@ async def _llama_app(model: ScriptedModel, caches: list[bool]) -> web.Applicatio
     async def completion(request: web.Request) -> web.Response:
         body = await request.json()
         caches.append(body["cache_prompt"])
+        if body.get("post_sampling_probs"):
+            return web.json_response(_post_sampling(model, body))
         nxt = await model.next_tokens(body["prompt"], complete=body["n_probs"] >= len(model.vocab))
-        listed = [{"id": i, "token": nxt.texts[i], "logprob": lp} for i, lp in nxt.logprobs.items()]
+        up, every = math.log(inflation), nxt.complete and body["n_probs"] >= len(model.vocab)
+        listed = [
+            {"id": i, "token": nxt.texts[i], "logprob": lp + up} for i, lp in nxt.logprobs.items()
+        ] + [  # the whole vocabulary, as llama.cpp lists it (probability 0 as -1e30)
+            {"id": i, "token": text, "logprob": -1e30}
+            for i, text in enumerate(model.vocab)
+            if every and i not in nxt.logprobs
+        ]
         listed = listed[: body["n_probs"]]
         bias = dict(body.get("logit_bias") or [])
         chosen = next(iter(bias), next(iter(nxt.logprobs), 0))  # greedy, the bias wins
-        p = model.probability(body["prompt"], chosen)
+        p = model.probability(body["prompt"], chosen) * inflation
         step = {"id": chosen, "logprob": math.log(p) if p > 0 else -1e30, "top_logprobs": listed}
         return web.json_response({"completion_probabilities": [step]})
 
@@ -328,6 +357,45 @@ def test_the_llama_cpp_adapter_reads_the_same_probabilities_over_http(tmp_path: 
     assert reply.meta["whole_answer"]["forced"] >= 1
     # the first request computes the prompt afresh, the rest extend it from the cache
     assert caches[0] is False and all(caches[1:]) and len(caches) > 1
+
+
+def test_the_stop_factor_is_read_over_the_whole_vocabulary_without_widening_a_list() -> None:
+    """llama.cpp's stop factor from two post-sampling requests (`LlamaNextTokens.stop_mass`):
+    the same rates as lists widened to the whole vocabulary, in the raw lists' units (their
+    normaliser off by 2e-4, as llama.cpp's is), with no list widened."""
+    tail = {c: 0.004 for c in LETTERS}  # word-continuing mass below the top list
+    table = {
+        (): {" cat": 0.2, "dog": 0.5, "Dog": 0.1, "Sure": 0.2},
+        ("dog",): {"<eot>": 0.6, ".": 0.2, "!": 0.05, "\n": 0.046, **tail},
+        (" cat",): {"<eot>": 0.5, ".": 0.1, " ": 0.05, "%": 0.2, "s": 0.046, **tail},
+        ("Dog",): {"<eot>": 0.7, "!": 0.196, **tail},
+    }
+
+    async def read(word_ends: WordEnds | None) -> tuple[WholeAnswers, dict[str, float]]:
+        model = ScriptedModel(table, top=3)
+        runner = web.AppRunner(await _llama_app(model, [], inflation=1.0002))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        client = ChatClient(f"http://127.0.0.1:{port}", trusted=True)
+        await client.start()
+        try:
+            llama = LlamaNextTokens(client, len(model.vocab), top=3, word_ends=word_ends)
+            prompt = await llama.render([{"role": "user", "content": "pick"}])
+            whole = await read_whole_answers(llama, prompt, ["dog", "cat"])
+        finally:
+            await client.close()
+            await runner.cleanup()
+        return whole, exact_distribution(whole.answer_logprobs(["dog", "cat"]), 1.0).raw
+
+    widened, by_lists = asyncio.run(read(None))
+    massed, by_masses = asyncio.run(read(WordEnds()))
+    assert widened.widened == 3 and widened.stop_masses == 0
+    # one whole-vocabulary list, inside the first stop mass, learns the vocabulary's texts
+    assert massed.widened == 0 and massed.stop_masses == 3
+    assert by_masses == pytest.approx(by_lists, abs=1e-9)
+    assert by_masses["dog"] == pytest.approx(0.5 * 0.896 + 0.1 * 0.896, rel=1e-3)
 
 
 class WholeAnswerBackend(InProcessBackend):

@@ -108,3 +108,52 @@ def test_a_conditions_reading_does_not_depend_on_the_conditions_read_before(tmp_
         (fifty,) = [c for c in run.results.conditions if c.condition == "p=50"]
         rates.append((fifty.rate, fifty.coverage))
     assert rates[0] == rates[1]
+
+
+@pytest.mark.timeout(600)
+def test_stop_masses_read_without_the_vocabulary_equal_the_widened_lists() -> None:
+    """The stop factor from two post-sampling requests (`llama_reading`) against the same
+    reading with every slack removed by widening the list to the whole vocabulary: the same
+    rates within 1e-6 on one-token answers, words split at one letter and six faces — and
+    fewer seconds (printed)."""
+    import asyncio
+    import math
+    import time
+
+    from flipbench.providers.llama_reading import LlamaNextTokens, WordEnds
+    from flipbench.providers.local import LocalBackend
+    from flipbench.providers.whole_answer import read_whole_answers
+
+    cases = [
+        ("Flip a biased coin that lands 1 with probability 30%. Answer 0 or 1 only.", ["0", "1"]),
+        (
+            "Pick one word: luxury or affordable. Answer with the word only.",
+            ["luxury", "affordable"],
+        ),
+        ("Roll a fair die. Answer with the face only.", ["1", "2", "3", "4", "5", "6"]),
+    ]
+
+    async def go() -> None:
+        backend = LocalBackend("local/smollm2")
+        await backend.start(concurrency=1, exact=True)
+        words = WordEnds()
+        try:
+            for question, answers in cases:
+                rates, seconds = [], []
+                for ends in (words, None):
+                    llama = LlamaNextTokens(backend._native_client(), 49152, word_ends=ends)
+                    prompt = await llama.render([{"role": "user", "content": question}])
+                    started = time.perf_counter()
+                    whole = await read_whole_answers(llama, prompt, answers)
+                    seconds.append(time.perf_counter() - started)
+                    found = whole.answer_logprobs(answers)
+                    mass = {a: sum(math.exp(x) for x in found[a]) for a in answers}
+                    rates.append({a: m / sum(mass.values()) for a, m in mass.items()})
+                    assert (whole.stop_masses > 0) == (ends is not None)
+                print(f"{answers}: stop masses {seconds[0]:.2f} s, widened {seconds[1]:.2f} s")
+                for a in answers:
+                    assert rates[0][a] == pytest.approx(rates[1][a], abs=1e-6), (a, rates)
+        finally:
+            await backend.close()
+
+    asyncio.run(go())

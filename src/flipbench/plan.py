@@ -38,9 +38,10 @@ class LocalRates:
     #: loaded; batching raises it, so this errs long; unconstrained replies run to max_tokens
     #: when the model rambles, games up to their reasoning budget).
     tokens_per_s: float = 60.0
-    #: Exact mode: one whole-answer reading per condition (the 21-point single flip 37 s with
-    #: start-up, 1.5–2 s a condition; a word pair ~4 s: more forms, longer words).
-    exact_s_per_condition: float = 2.0
+    #: Exact mode: one whole-answer reading per condition (single flip ~0.8-1 s a condition on
+    #: a quiet machine, a word pair ~1.5-2 s: more forms, longer words; stop factors read as
+    #: masses, `providers/llama_reading`); errs long for the one-token answer sets.
+    exact_s_per_condition: float = 1.5
 
 
 LOCAL_RATES = LocalRates()

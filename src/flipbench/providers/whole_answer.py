@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from flipbench.providers.base import Reply
 
@@ -110,6 +110,22 @@ class NextTokenModel(Tokenizer, Protocol):
         ...
 
 
+@runtime_checkable
+class StopMassModel(Protocol):
+    """A model that can tell the stop factor's mass over the whole vocabulary without listing
+    it (llama.cpp: `llama_reading.LlamaNextTokens.stop_mass`): cheaper than widening a list."""
+
+    async def stop_mass(self, tokens: Sequence[int]) -> float | None:
+        """P(the next token ends the word | tokens) in the units of the model's log-probs, or
+        None when it cannot be read so (the list is then widened)."""
+        ...
+
+    @property
+    def stop_requests(self) -> int:
+        """Requests spent on stop masses so far."""
+        ...
+
+
 @dataclass(frozen=True)
 class FormReading:
     """One surface form: its tokens, each token's log-probability (-inf where not read) and
@@ -156,6 +172,7 @@ class WholeAnswers:
     requests: int = 0  # next-token requests (one per distinct prefix, widened ones counted)
     widened: int = 0  # of which lists widened to the whole vocabulary
     forced: int = 0  # of which one token's probability asked for (below a top list)
+    stop_masses: int = 0  # stop factors read over the whole vocabulary without a list
     slack: float = 0.0  # the most the forms' total can exceed the sum of their lower bounds
     tokenize_requests: int = 0  # tokenize and detokenize requests
     prompt_tokens: int = 0
@@ -176,6 +193,7 @@ class WholeAnswers:
             "requests": self.requests,
             "widened": self.widened,
             "forced": self.forced,
+            "stop_masses": self.stop_masses,
             "slack": self.slack,
             "tolerance": TOLERANCE,
             "tokenize_requests": self.tokenize_requests,
@@ -220,6 +238,7 @@ class _Reader:
         self.base: list[int] = []
         self._nodes: dict[tuple[int, ...], NextTokens] = {}
         self._forced: dict[tuple[tuple[int, ...], int], float] = {}
+        self._stops: dict[tuple[int, ...], float] = {}
 
     async def tokens_of(self, form: str) -> tuple[list[int], str] | None:
         found, requests = await continuation_tokens(self.model, self.prompt, self.base, form)
@@ -247,6 +266,19 @@ class _Reader:
             self.result.forced += 1
         return self._forced[key]
 
+    async def settle(self, prefix: tuple[int, ...]) -> None:
+        """Remove the slack of the stop factor after `prefix`: its mass over the whole
+        vocabulary when the model can tell it, else the list widened to the vocabulary."""
+        if isinstance(self.model, StopMassModel):
+            before = self.model.stop_requests
+            mass = await self.model.stop_mass([*self.base, *prefix])
+            self.result.requests += self.model.stop_requests - before
+            if mass is not None:
+                self._stops[prefix] = mass
+                self.result.stop_masses += 1
+                return
+        await self.node(prefix, complete=True)
+
     async def read(self, answer: str, form: str, tokens: list[int], how: str) -> FormReading:
         """The form from the lists at hand: a token below a top list is asked for alone; the
         stop mass counts the listed tokens that end the word, and the mass below the list
@@ -265,6 +297,10 @@ class _Reader:
                 lps += [-math.inf] * (len(tokens) - i - 1)
                 return FormReading(answer, form, tuple(tokens), tuple(lps), -math.inf, how)
         after = await self.node(tuple(tokens))
+        mass = self._stops.get(tuple(tokens))
+        if mass is not None and not after.complete:
+            stop_lp = math.log(mass) if mass > 0 else -math.inf
+            return FormReading(answer, form, tuple(tokens), tuple(lps), stop_lp, how)
         stop = [lp for t, lp in after.logprobs.items() if ends_word(after.texts.get(t, ""))]
         slack = math.exp(sum(lps)) * after.residual
         blocking = None if after.complete else tuple(tokens)
@@ -276,11 +312,11 @@ async def read_whole_answers(
     model: NextTokenModel, prompt: str, answers: Sequence[str]
 ) -> WholeAnswers:
     """Every surface form of every answer after `prompt` (the text the model continues, chat
-    template applied). Top lists first (a token below one asked for alone); the list after a
-    form that leaves the most slack (unlisted mass that might end the word) is widened to the
-    whole vocabulary until the total slack is at most `TOLERANCE` × coverage, so every rate is
-    within `TOLERANCE` of the whole-vocabulary reading. Raises `ReadingFailed` when a request
-    fails."""
+    template applied). Top lists first (a token below one asked for alone); the stop factor after
+    the form that leaves the most slack (unlisted mass that might end the word) is read over the
+    whole vocabulary (`StopMassModel`, or its list widened) until the total slack is at most
+    `TOLERANCE` × coverage, so every rate is within `TOLERANCE` of the whole-vocabulary reading.
+    Raises `ReadingFailed` when a request fails."""
     started = time.perf_counter()
     reader = _Reader(model, prompt)
     reader.base = await model.tokenize(prompt, add_special=True)
@@ -304,7 +340,7 @@ async def read_whole_answers(
             break
         if slack <= TOLERANCE * sum(f.probability for f in forms):
             break
-        await reader.node(worst.blocking, complete=True)
+        await reader.settle(worst.blocking)
     order = {(a, f): i for i, (a, f, _, _) in enumerate(planned)}
     reader.result.forms = sorted(forms, key=lambda f: order[(f.answer, f.form)])
     reader.result.slack = slack

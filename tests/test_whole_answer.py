@@ -277,7 +277,7 @@ def _post_sampling(model: ScriptedModel, body: dict[str, Any]) -> dict[str, Any]
 
 
 async def _llama_app(
-    model: ScriptedModel, caches: list[bool], inflation: float = 1.0
+    model: ScriptedModel, caches: list[bool], inflation: float = 1.0, post_sampling: bool = True
 ) -> web.Application:
     """llama.cpp's native endpoints, as `LlamaNextTokens` reads them, over the scripted model
     (each request's `cache_prompt` recorded in `caches`); raw lists are `inflation` times the
@@ -301,7 +301,7 @@ async def _llama_app(
     async def completion(request: web.Request) -> web.Response:
         body = await request.json()
         caches.append(body["cache_prompt"])
-        if body.get("post_sampling_probs"):
+        if body.get("post_sampling_probs") and post_sampling:
             return web.json_response(_post_sampling(model, body))
         nxt = await model.next_tokens(body["prompt"], complete=body["n_probs"] >= len(model.vocab))
         up, every = math.log(inflation), nxt.complete and body["n_probs"] >= len(model.vocab)
@@ -371,9 +371,12 @@ def test_the_stop_factor_is_read_over_the_whole_vocabulary_without_widening_a_li
         ("Dog",): {"<eot>": 0.7, "!": 0.196, **tail},
     }
 
-    async def read(word_ends: WordEnds | None) -> tuple[WholeAnswers, dict[str, float]]:
+    async def read(
+        word_ends: WordEnds | None, post_sampling: bool = True
+    ) -> tuple[WholeAnswers, dict[str, float]]:
         model = ScriptedModel(table, top=3)
-        runner = web.AppRunner(await _llama_app(model, [], inflation=1.0002))
+        app = await _llama_app(model, [], inflation=1.0002, post_sampling=post_sampling)
+        runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -395,6 +398,10 @@ def test_the_stop_factor_is_read_over_the_whole_vocabulary_without_widening_a_li
     # one whole-vocabulary list, inside the first stop mass, learns the vocabulary's texts
     assert massed.widened == 0 and massed.stop_masses == 3
     assert by_masses == pytest.approx(by_lists, abs=1e-9)
+    # a server without post-sampling lists: the lists are widened, the rates the same
+    fallback, by_fallback = asyncio.run(read(WordEnds(), post_sampling=False))
+    assert fallback.widened == 2 and fallback.stop_masses == 1  # the first learns the texts
+    assert by_fallback == pytest.approx(by_lists, abs=1e-9)
     assert by_masses["dog"] == pytest.approx(0.5 * 0.896 + 0.1 * 0.896, rel=1e-3)
 
 

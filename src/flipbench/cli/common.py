@@ -77,6 +77,20 @@ def plain(value: object) -> Text:
     return Text(terminal_safe(mask_secrets(str(value))))
 
 
+def options_given(ctx: typer.Context, allowed: frozenset[str]) -> list[str]:
+    """The options of `ctx`'s command given on the command line or from the environment,
+    other than `allowed` (by parameter name), as their longest flag: what a `--resume`
+    refuses, since the stored plan defines them and one silently ignored would mislead."""
+    given = []
+    for param in ctx.command.params:
+        if param.name is None or param.name in allowed:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.append(max(param.opts, key=len))
+    return given
+
+
 def usage_failure(message: str) -> typer.Exit:
     print(f"error: {scrub(message, ERROR_LINE_CHARS)}", file=sys.stderr)
     return typer.Exit(code=2)

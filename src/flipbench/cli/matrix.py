@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flipbench.cli.common import DbOption, app, out, plain, usage_failure, user_errors
+from flipbench.cli.common import (
+    DbOption,
+    app,
+    options_given,
+    out,
+    plain,
+    usage_failure,
+    user_errors,
+)
 from flipbench.config import DEFAULT_DB
 
 if TYPE_CHECKING:
@@ -74,13 +82,7 @@ def matrix(
     from flipbench.matrix.cells import MatrixOptions
 
     if resume is not None:
-        given = [
-            max(p.opts, key=len) for p in ctx.command.params
-            if p.name and p.name not in _RESUME_OPTIONS
-            and (src := ctx.get_parameter_source(p.name)) is not None
-            and src.name in ("COMMANDLINE", "ENVIRONMENT")
-        ]  # fmt: skip
-        if given:
+        if given := options_given(ctx, _RESUME_OPTIONS):
             raise usage_failure(
                 f"--resume continues matrix {resume} as it was planned; {', '.join(given)}"
                 " cannot change (only --max-cost, --env-file and --db can)"

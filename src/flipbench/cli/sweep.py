@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flipbench.cli.common import DbOption, app, out, plain, usage_failure, user_errors
+from flipbench.cli.common import (
+    DbOption,
+    app,
+    options_given,
+    out,
+    plain,
+    usage_failure,
+    user_errors,
+)
 from flipbench.config import DEFAULT_DB
 
 if TYPE_CHECKING:
@@ -40,17 +48,6 @@ def _say(text: str) -> None:
 #: What `--resume` may set: the budget, the key file and the journal; the stored sweep defines
 #: everything else, and an option silently ignored would mislead.
 _RESUME_OPTIONS = frozenset({"resume", "max_cost", "env_file", "db"})
-
-
-def _changed_on_resume(ctx: typer.Context) -> list[str]:
-    given = []
-    for param in ctx.command.params:
-        if param.name is None or param.name in _RESUME_OPTIONS:
-            continue
-        source = ctx.get_parameter_source(param.name)
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            given.append(max(param.opts, key=len))
-    return given
 
 
 @sweep_app.callback()
@@ -104,7 +101,7 @@ def sweep(
     from flipbench.sweep.catalogue import read_model_file
     from flipbench.sweep.runner import SweepOptions
 
-    if resume is not None and (changed := _changed_on_resume(ctx)):
+    if resume is not None and (changed := options_given(ctx, _RESUME_OPTIONS)):
         raise usage_failure(
             f"--resume continues sweep {resume} as it was planned; {', '.join(changed)} cannot"
             " change (only --max-cost, --env-file and --db can)"

@@ -48,9 +48,10 @@ class MatrixRunner:
         """Every unfinished cell in order; returns the matrix's status (also recorded)."""
         todo = [m for m in self.row.models if m.state not in FINAL_STATES]
         stop: str | None = None  # why the matrix stopped before its last cell
+        # Each cell's spend, read once, then only the cell just run is read again.
+        spent = _spent(self.db, [m.run_id for m in self.row.models])
         with SweepJournal(self.db) as journal:
             for done, member in enumerate(todo, 1):
-                spent = _spent(self.db, [m.run_id for m in self.row.models])
                 left = self._left(sum(spent.values()))
                 if left is not None and left <= 0:
                     stop = "budget reached"
@@ -60,6 +61,7 @@ class MatrixRunner:
                 journal.set_model_state(self.row.sweep_id, member.model, "running", None)
                 own = spent.get(member.run_id)
                 state, reason = await self._cell(cell, member, left, own)
+                spent.update(_spent(self.db, [member.run_id]))
                 journal.set_model_state(self.row.sweep_id, member.model, state, reason)
                 if state in ("skipped", "failed"):
                     self.notify(f"{state} {cell.label}: {reason}")

@@ -158,10 +158,11 @@ class LlamaNextTokens:
 
     async def _post_sampling(
         self, tokens: Sequence[int], continuing: Sequence[int] = ()
-    ) -> tuple[dict[int, float], set[int]]:
+    ) -> tuple[dict[int, float], set[int]] | None:
         """The top probabilities after the sampler chain (neutral samplers, temperature 1, the
-        end-of-generation tokens removed), with `STOP_BIAS` on the `continuing` tokens; and the
-        end-of-generation tokens the server removed."""
+        end-of-generation tokens removed), with `STOP_BIAS` on the `continuing` tokens, and the
+        end-of-generation tokens the server removed; None when the reply has no such list (a
+        server without post-sampling probabilities: the caller widens instead)."""
         extra: dict[str, Any] = {
             "temperature": 1.0, **NEUTRAL_SAMPLERS, "post_sampling_probs": True,
             "ignore_eos": True, "seed": 0,
@@ -177,7 +178,7 @@ class LlamaNextTokens:
             removed = data["generation_settings"]["logit_bias"]
             eog = {int(b["token"]) for b in removed if b.get("bias") is None}
         except (KeyError, IndexError, TypeError, ValueError):
-            raise ReadingFailed("/completion returned no post-sampling list") from None
+            return None
         return probs, eog
 
     async def stop_mass(self, tokens: Sequence[int]) -> float | None:
@@ -202,16 +203,19 @@ class LlamaNextTokens:
         self.stop_requests += 1
         listed = await self.next_tokens(tokens, complete=False)
         raw = {t: math.exp(lp) for t, lp in listed.logprobs.items()}
-        plain, eog = await self._post_sampling(tokens)
-        ends = words.ends
-        if not eog:
+        first = await self._post_sampling(tokens)
+        if first is None or not first[1]:
             return None
+        (plain, eog), ends = first, words.ends
+        if not eog <= ends:
+            return None  # an end of generation that reads as a word: not this split
         for token in sorted(eog - raw.keys()):  # below the top list: read alone
             self.stop_requests += 1
             raw[token] = math.exp(await self.token_logprob(tokens, token))
-        if not eog <= ends:
-            return None  # an end of generation that reads as a word: not this split
-        pushed, _ = await self._post_sampling(tokens, words.continuing)
+        second = await self._post_sampling(tokens, words.continuing)
+        if second is None:
+            return None
+        pushed = second[0]
         base = _ratios({t: raw[t] / p for t, p in plain.items() if t in raw and p > 0})
         grown = _ratios({
             t: raw[t] * (math.exp(STOP_BIAS) if t not in ends else 1.0) / p

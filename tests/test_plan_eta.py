@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import pytest
 from flipbench import api
 from flipbench.config import RunConfig, available_cores
 from flipbench.errors import FlipbenchError
-from flipbench.plan import LOCAL_RATES, SLOW_RUN_S, Plan, duration, local_seconds, slow_warning
+from flipbench.plan import LOCAL_RATES, SLOW_RUN_S, Plan, local_seconds, slow_warning
 from flipbench.progress import eta_seconds
 from flipbench.providers.base import Backend, Message, Reply, SampleSettings
 from flipbench.store import Journal
@@ -62,6 +63,20 @@ def test_a_local_plan_says_how_long_and_warns_before_a_long_run() -> None:
     assert warning is not None and warning.startswith("warning:") and "--mode exact" in warning
     # A constrained reply is its answer tokens: far quicker than an unconstrained one.
     assert local_seconds(4200, exact=False, reply_tokens=(2, 2))[1] < slow[1] / 4
+
+
+def test_long_prompts_count_once_per_reading_and_per_slot_a_condition_lands_on() -> None:
+    """An in-context run (a 1,500-token prompt) once said 1-40 s and took 616 s: each slot a
+    sampled condition lands on computes its prompt (~4 ms a token here)."""
+    rate = LOCAL_RATES.prompt_tokens_per_s
+    short = local_seconds(100, exact=False, reply_tokens=(2, 40), prompt_tokens=60, conditions=1)
+    long = local_seconds(100, exact=False, reply_tokens=(2, 40), prompt_tokens=1500, conditions=1)
+    assert long[0] - short[0] == pytest.approx((1500 - 60) / rate)  # once per condition
+    slots = min(100, LOCAL_RATES.slots)
+    assert long[1] - short[1] == pytest.approx(slots * (1500 - 60) / rate)  # once per slot
+    assert long[1] > 150  # the order of magnitude the 616 s run needed
+    exact = local_seconds(21, exact=True, reply_tokens=(2, 2), prompt_tokens=1500)
+    assert exact[0] == pytest.approx(21 * (LOCAL_RATES.exact_s_per_condition + 1500 / rate))
 
 
 class _CpuBackend(InProcessBackend):
@@ -152,7 +167,12 @@ def test_an_exact_plan_uses_the_backend_own_reading_time(
         assert api.start_run(config, tmp_path / "j.db", notify=notes.append).status == "complete"
         plans[backend.prefix] = next(n for n in notes if n.startswith("plan: 7 calls"))
     assert "about 2 s " in plans["cpu-exact"]  # 7 × 0.25 s
-    assert f"about {duration(7 * LOCAL_RATES.exact_s_per_condition)} " in plans["cpu-llama"]
+    # llama.cpp's rate: the reading and its prompt afresh (~100 tokens at ~4 ms a token)
+    said = re.search(r"about (\d+) s ", plans["cpu-llama"])
+    assert said is not None, plans["cpu-llama"]
+    reading = 7 * LOCAL_RATES.exact_s_per_condition
+    prompts = 7 * 100 / LOCAL_RATES.prompt_tokens_per_s
+    assert reading < int(said.group(1)) <= round(reading + prompts)
     assert LocalBackend.exact_s_per_condition is None
     hf_rate = HFBackend.exact_s_per_condition
     assert hf_rate is not None and hf_rate < LOCAL_RATES.exact_s_per_condition / 2

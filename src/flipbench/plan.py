@@ -41,7 +41,14 @@ class LocalRates:
     #: Exact mode: one whole-answer reading per condition (single flip ~0.8-1 s a condition on
     #: a quiet machine, a word pair ~1.5-2 s: more forms, longer words; stop factors read as
     #: masses, `providers/llama_reading`); errs long for the one-token answer sets.
-    exact_s_per_condition: float = 1.5
+    exact_s_per_condition: float = 1.2
+    #: Prompt tokens computed per second: ~4 ms a token on the 2 cores (SmolLM2, cold prompts
+    #: of 5-250 tokens, linear), the cost that long prompts (needles, in-context evidence)
+    #: add to every reading and to every slot a sampled condition lands on.
+    prompt_tokens_per_s: float = 250.0
+    #: Slots of a sampled run (4 requests in flight × 8 completions): each computes a
+    #: condition's prompt the first time it serves it, later requests hit its cache.
+    slots: int = 32
 
 
 LOCAL_RATES = LocalRates()
@@ -50,19 +57,35 @@ SLOW_RUN_S = 180.0
 
 
 def local_seconds(
-    calls: int, *, exact: bool, reply_tokens: tuple[int, int], rates: LocalRates = LOCAL_RATES
+    calls: int,
+    *,
+    exact: bool,
+    reply_tokens: tuple[int, int],
+    prompt_tokens: int = 0,
+    conditions: int | None = None,
+    rates: LocalRates = LOCAL_RATES,
 ) -> tuple[float, float]:
     """Seconds `calls` requests take on the embedded model: (fewest, most), for replies of
     `reply_tokens` = (fewest, most) decoded tokens each (a constrained reply: its answer tokens
-    and the end token; an unconstrained one: up to max_tokens)."""
+    and the end token; an unconstrained one: up to max_tokens), after prompts of about
+    `prompt_tokens` over `conditions` conditions. An exact reading computes its prompt afresh
+    once; a sampled condition's prompt is computed at least once, at most on every slot (a
+    long prompt on 32 slots dominates: an in-context run said 1-40 s and took 616 s before
+    prompts were counted)."""
+    prompt_s = prompt_tokens / rates.prompt_tokens_per_s
     if exact:
-        seconds = calls * rates.exact_s_per_condition
+        seconds = calls * (rates.exact_s_per_condition + prompt_s)
         return seconds, seconds
     per_request = [
         max(1.0 / rates.short_requests_per_s, tokens / rates.tokens_per_s)
         for tokens in reply_tokens
     ]
-    return calls * per_request[0], calls * per_request[1]
+    served = calls if conditions is None else min(calls, conditions)
+    landed = calls if conditions is None else min(calls, conditions * rates.slots)
+    return (
+        calls * per_request[0] + served * prompt_s,
+        calls * per_request[1] + landed * prompt_s,
+    )
 
 
 def duration(seconds: float) -> str:

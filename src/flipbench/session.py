@@ -204,10 +204,15 @@ class RunSession:
             longest = shortest if config.constrained else experiment.max_tokens
             rates = LOCAL_RATES
             if backend.exact_s_per_condition is not None:  # this backend's own reading time
-                rates = replace(rates, exact_s_per_condition=backend.exact_s_per_condition)
+                rates = replace(
+                    rates, exact_s_per_condition=backend.exact_s_per_condition,
+                    prompt_tokens_per_s=float("inf"),
+                )  # fmt: skip
+            prompt = max((_prompt_tokens(c) for c in conditions), default=0)
             seconds = local_seconds(
-                calls, exact=exact, reply_tokens=(shortest, longest), rates=rates
-            )
+                calls, exact=exact, reply_tokens=(shortest, longest), prompt_tokens=prompt,
+                conditions=len(conditions), rates=rates,
+            )  # fmt: skip
         return Plan(
             conditions=len(conditions),
             calls=calls,

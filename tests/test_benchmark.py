@@ -202,16 +202,16 @@ def test_bench_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~5 min alone on 2 cores (word-bias whole answers, d-flips, games)
+@pytest.mark.timeout(1800)  # ~2.5 min alone on 2 cores (d-flips, games, word-bias whole answers)
 def test_bench_on_the_embedded_model_offline(tmp_path: Path) -> None:
     """The acceptance run: exact mode where possible, the games sampled (they reason, then
     choose), the summary validates, resume adds nothing to what is complete. SmolLM2 rarely ends
     a game reply with a choice, so the games are bounded here (1 answer, 1 attempt per
-    condition, 128 tokens a reply): their runs end incomplete and the summary says so. The one
-    sampled non-game part (two flips in one reply) takes N = 20 instead of 100: 420 replies."""
+    condition, 64 tokens a reply): their runs end incomplete and the summary says so. The one
+    sampled non-game part (two flips in one reply) takes N = 10 instead of 100: 210 replies."""
     proc = flipbench(
-        "bench", "--db", "j.db", "--no-progress", "--n", "20", "--game-n", "1",
-        "--game-max-tokens", "128",
+        "bench", "--db", "j.db", "--no-progress", "--n", "10", "--game-n", "1",
+        "--game-max-tokens", "64",
         "--max-attempts-factor", "1", cwd=tmp_path, timeout=RUN_TIMEOUT * 5,
     )  # fmt: skip
     assert_ok(proc)

@@ -95,7 +95,9 @@ def test_words_split_at_one_letter_are_read_whole(tmp_path: Path, luxury: str) -
 
 def test_a_conditions_reading_does_not_depend_on_the_conditions_read_before(tmp_path: Path) -> None:
     """Each condition's first request computes its prompt afresh: the 50 % condition reads the
-    same after 10 % as after 90 % (the cache alone would move it by up to ~0.1 in log-prob)."""
+    same after 10 % as after 90 % (the cache alone would move it by up to ~0.1 in log-prob).
+    Same to 1e-9, not bit for bit: a stop mass is read through the sampler's float32 softmax,
+    whose sum carries ~1e-10 of jitter from one request to the next (measured 6e-11)."""
     db = tmp_path / "j.db"
     rates = []
     for before in ("10", "90"):
@@ -107,7 +109,7 @@ def test_a_conditions_reading_does_not_depend_on_the_conditions_read_before(tmp_
         assert run.results is not None
         (fifty,) = [c for c in run.results.conditions if c.condition == "p=50"]
         rates.append((fifty.rate, fifty.coverage))
-    assert rates[0] == rates[1]
+    assert rates[0] == pytest.approx(rates[1], abs=1e-9, rel=0)
 
 
 @pytest.mark.timeout(600)

@@ -148,7 +148,8 @@ def benchmark_intervals(
     vectorised bootstrap (`scoring.bootstrap_metrics`, seed 0): each sampled condition is
     redrawn from its own shares and from the shares nearest its target, exact ones stay
     fixed; deviations from the target get the hull of the bias-aware and percentile
-    intervals, the slope, d_trend and a pair's rates the percentile one."""
+    intervals, d_trend and a pair's rates the percentile one, the slope a Wald interval, and
+    d (and the red bias) reach their bound when a test does not reject it (docs/benchmark.md)."""
     parts = make(list(items))
     point: Any = _part(parts, path[0])
     ci: Any = bootstrap_metrics(parts, n_boot=N_BOOT_METRICS, seed=0)[path[0]]

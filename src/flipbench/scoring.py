@@ -26,16 +26,21 @@ from flipbench.bootstrap import (
     check_boot,
     generator,
     hull_interval,
+    linear_rate_interval,
+    mover_bounds,
     redraw_shares,
     replicate_interval,
     toward_target,
 )
 from flipbench.scoring_eval import (
     GAME_MAX,
+    GAME_WEIGHTS,
+    RED_DEAD_BAND,
     Block,
     Tree,
     block_notes,
     blocks_of,
+    direction_tolerance,
     evaluate,
     first_values,
     part_scores,
@@ -211,7 +216,8 @@ def noise_floor_benchmark(
 #: Sub-metrics that noise does not bias (linear in the rates: their percentile interval covers)
 #: or whose percentile interval already covers (d_trend, a sign of the fitted slope); every
 #: other sub-metric is built from |rate − target| (or, d, from signs noise scrambles) and
-#: gets ``bootstrap.hull_interval``.
+#: gets ``bootstrap.hull_interval``. The slope's percentile interval is replaced afterwards
+#: (``_closed_form``), as are the ends that test inversion moves.
 PERCENTILE_METRICS = frozenset({"slope", "d_trend", "r_red_forward", "r_red_reverse", "avg_bias"})
 _METRIC_BOUNDS = {
     "direction_raw": (-1.0, 1.0),
@@ -264,10 +270,10 @@ def bootstrap_metrics(
     scores, a game's score) is biased upward by noise, so its percentile interval misses
     models near calibration; it gets ``bootstrap.hull_interval`` (the bias-aware interval
     joined with the percentile one), as does the strict-sign direction score, which noise
-    pulls towards 0.5. ``PERCENTILE_METRICS`` keep the percentile interval. Coverage is
-    measured in tests/test_coverage.py; it is below 0.93 for d on closely spaced conditions
-    and for avg_red_bias (and Score_sem) when a pair's bias sits at the dead band's edge
-    (docs/benchmark.md).
+    pulls towards 0.5. ``PERCENTILE_METRICS`` keep the percentile interval. Then
+    ``_closed_form``: the slope gets a Wald interval, and d, its raw mean sign, a score made of
+    d alone, avg_red_bias and Score_sem reach their bound when a test does not reject it.
+    Coverage is measured in tests/test_coverage.py (docs/benchmark.md).
     """
     tree, point, near = _replicates(parts, n_boot, seed, confidence, readings, near=True)
     assert near is not None
@@ -279,4 +285,86 @@ def bootstrap_metrics(
         assert isinstance(near_part, dict) and isinstance(near_point, dict)
         metrics = {k: v for k, v in part.items() if k != "score"}
         out[name] = _leaf_intervals(metrics, part_point, (near_part, near_point), confidence)
+    _closed_form(blocks_of(parts), point, out, confidence, readings or Readings())
     return out
+
+
+def _closed_form(
+    blocks: dict[str, Block], point: Tree, out: dict[str, Any], confidence: float, rd: Readings
+) -> None:
+    """Replace, in ``out``, the intervals that the bootstrap measurably misses (in place).
+
+    * A game's ``slope`` is linear in the rates: ``bootstrap.linear_rate_interval``.
+    * The strict-sign d sits at its bound 1 for any rising curve, and noise on closely spaced
+      conditions scrambles the signs of such a curve's small steps, so no resampled interval
+      reaches 1 often enough (0.855 for bioinformatics). By test inversion, d = 1 (every step
+      rises by more than the tolerance) belongs in the interval unless some step is
+      significantly below it: each adjacent difference's one-sided MOVER upper bound at
+      1 − α/(m − 1) (Bonferroni over the m − 1 steps, so the test's size is at most α). The
+      same for d = 0 (every step falls). A game scored by d alone (business) takes d's ends;
+      one scored by S and d (matching pennies) reaches, when d's end does, the score of that
+      end of d with the matching end of S's interval.
+    * avg_red_bias is 0 exactly when every pair's avg_bias lies within the dead band; the
+      truth at the band's edge is where its noise bias is largest. Unless some pair's
+      avg_bias interval (MOVER, 1 − α/q two-sided over the q pairs) misses the band, the
+      interval reaches 0 (and Score_sem's its 10).
+    Elsewhere the bootstrap's ends stay; the point estimates never move.
+    """
+    alpha = 1.0 - confidence
+    exp4 = point["exp4"]
+    assert isinstance(exp4, dict)
+    for game, (w_s, w_d) in GAME_WEIGHTS.items():
+        b, ci, values = blocks[f"exp4.{game}"], out["exp4"][game], exp4[game]
+        assert isinstance(values, dict)
+        keep = np.isfinite(b.x) & np.all(np.isfinite(b.probs), axis=1)
+        order = np.argsort(b.x[keep], kind="stable")
+        x, r, n = b.x[keep][order], b.probs[keep, 0][order], b.n[keep][order]
+        if x.size < 2:
+            continue
+        centred = x - x.mean()
+        spread = float(centred @ centred)
+        slope = float(np.asarray(values["slope"])[0])
+        if spread > 0.0:
+            ci["slope"] = linear_rate_interval(slope, r, n, centred / spread, confidence)
+        steps = np.diff(np.eye(x.size), axis=0)  # row k: r[k + 1] − r[k]
+        low, high = mover_bounds(r, n, steps, 1.0 - 2.0 * alpha / steps.shape[0])
+        tol = direction_tolerance(rd.direction_dead_band)
+        rises, falls = bool(np.all(high > tol)), bool(np.all(low < -tol))
+        for key, bottom in (("d", 0.0), ("direction_raw", -1.0)):
+            lo, hi = ci[key]
+            if not (math.isnan(lo) or math.isnan(hi)):
+                ci[key] = (bottom if falls else lo, 1.0 if rises else hi)
+        if w_s == 0.0:
+            ci["score"] = (w_d * ci["d"][0], w_d * ci["d"][1])
+        elif w_d > 0.0 and not math.isnan(ci["score"][0]):
+            lo, hi = ci["score"]
+            s_lo, s_hi = ci["S"]
+            top = w_s * max(1.0 - s_lo, 0.0) + w_d if rises else hi
+            bottom = w_s * max(1.0 - s_hi, 0.0) if falls else lo
+            ci["score"] = (min(lo, bottom), max(hi, min(top, GAME_MAX[game])))
+    _red_bias_bound(blocks["exp5"], out["exp5"], confidence)
+
+
+def _red_bias_bound(b: Block, ci: dict[str, Any], confidence: float) -> None:
+    """avg_red_bias down to 0 (Score_sem up to 10) unless some pair is off the dead band."""
+    idx = {lab: i for i, lab in enumerate(b.labels)}
+    red: list[float] = []
+    trials: list[int] = []
+    for pair in dict.fromkeys(lab.rsplit(" ", 1)[0] for lab in b.labels):
+        i_f, i_r = idx.get(f"{pair} forward"), idx.get(f"{pair} reverse")
+        if i_f is None or i_r is None:
+            continue
+        shares = (b.probs[i_f, 0], b.probs[i_r, 1])  # the red word's share in both orders
+        if np.isfinite(shares).all():
+            red.extend(float(v) for v in shares)
+            trials.extend((int(b.n[i_f]), int(b.n[i_r])))
+    q = len(red) // 2
+    lo, hi = ci["avg_red_bias"]
+    if q == 0 or math.isnan(lo) or math.isnan(hi):
+        return
+    halves = np.repeat(np.eye(q), 2, axis=1) / 2.0  # row i: the mean of pair i's two shares
+    rates, n = np.array(red), np.array(trials, dtype=np.int64)
+    low, high = mover_bounds(rates, n, halves, 1.0 - (1.0 - confidence) / q)
+    if np.all(low <= 0.5 + RED_DEAD_BAND) and np.all(high >= 0.5 - RED_DEAD_BAND):
+        ci["avg_red_bias"] = (0.0, hi)
+        ci["Score_sem"] = (ci["Score_sem"][0], _METRIC_BOUNDS["Score_sem"][1])

@@ -22,10 +22,13 @@ __all__ = [
     "EXP3_MAX_Q",
     "EXP3_P1",
     "GAME_MAX",
+    "GAME_WEIGHTS",
+    "RED_DEAD_BAND",
     "Block",
     "Tree",
     "block_notes",
     "blocks_of",
+    "direction_tolerance",
     "evaluate",
     "first_values",
     "part_scores",
@@ -39,15 +42,15 @@ Tree: TypeAlias = "dict[str, FloatArray | Tree]"
 
 EXP3_MAX_Q = 0.6  # P("2") = q runs over [0, 0.6] because P("1") is fixed at 0.4
 EXP3_P1 = 0.4
-_RED_DEAD_BAND = 0.05  # Exp5 red_bias ignores |avg_bias - 0.5| up to this (spec, not a reading)
+RED_DEAD_BAND = 0.05  # Exp5 red_bias ignores |avg_bias - 0.5| up to this (spec, not a reading)
 _TIE_TOL = 1e-12  # rate differences below this are float noise, i.e. sign 0 (not a dead band)
 # Exp4 points: (weight of clip0(1 − S), weight of the direction score d); 8 + 8 + 4 = 20.
-_GAME_WEIGHTS = {
+GAME_WEIGHTS = {
     "bioinformatics": (8.0, 0.0),
     "matching_pennies": (4.0, 4.0),
     "business": (0.0, 4.0),
 }
-GAME_MAX = {g: w_s + w_d for g, (w_s, w_d) in _GAME_WEIGHTS.items()}  # a game's most points
+GAME_MAX = {g: w_s + w_d for g, (w_s, w_d) in GAME_WEIGHTS.items()}  # a game's most points
 
 
 @dataclass(frozen=True)
@@ -142,13 +145,18 @@ def _area(x: FloatArray, target: FloatArray, r: FloatArray) -> FloatArray:
     return trapezoid_rows(x[keep], dev, 0.0, EXP3_MAX_Q)
 
 
+def direction_tolerance(band: float) -> float:
+    """The least rate change that counts as a step up or down (the dead band, or float noise)."""
+    return max(band, _TIE_TOL)
+
+
 def _direction(x: FloatArray, r: FloatArray, band: float) -> FloatArray:
     """Raw direction score: mean sign of adjacent rate changes along sorted x."""
     xk, rk = _finite_cols(x, r)
     if xk.size < 2:
         return np.full(r.shape[0], np.nan)
     diff = np.diff(rk[:, np.argsort(xk, kind="stable")], axis=1)
-    tol = max(band, _TIE_TOL)
+    tol = direction_tolerance(band)
     signs = np.where(diff > tol, 1.0, np.where(diff < -tol, -1.0, 0.0))
     out: FloatArray = signs.mean(axis=1)
     return out
@@ -203,7 +211,7 @@ def _exp5(b: Block, probs: FloatArray, rd: Readings) -> Tree:
         r_fwd = nan if i_f is None else probs[:, i_f, 0]  # red word listed first
         r_rev = nan if i_r is None else probs[:, i_r, 1]  # red word listed second
         avg_bias = (r_fwd + r_rev) / 2.0
-        red = _clip0(np.abs(avg_bias - 0.5) - _RED_DEAD_BAND)
+        red = _clip0(np.abs(avg_bias - 0.5) - RED_DEAD_BAND)
         red_biases.append(red)
         pairs[pair] = dict(
             r_red_forward=r_fwd, r_red_reverse=r_rev, avg_bias=avg_bias, red_bias=red
@@ -235,7 +243,7 @@ def evaluate(blocks: Mapping[str, Block], draws: Mapping[str, FloatArray], rd: R
 
     games = {
         g: _exp4_game(blocks[f"exp4.{g}"], draws[f"exp4.{g}"], w, rd.direction_dead_band)
-        for g, w in _GAME_WEIGHTS.items()
+        for g, w in GAME_WEIGHTS.items()
     }
     score2 = 10.0 * _clip0(1.0 - s_2) + 10.0 * _clip0(1.0 - s_avg)
     score3 = (20.0 / 3.0) * (_clip0(1.0 - s0) + _clip0(1.0 - s1_3) + _clip0(1.0 - s2_3))

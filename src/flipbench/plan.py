@@ -30,14 +30,16 @@ class LocalRates:
     """What one request costs on the embedded model, measured end to end (see module doc)."""
 
     #: Sampled replies per second when the reply is one short answer (a constrained single
-    #: flip, `logit_bias` and 8 completions a request): 89/s journaled on a loaded machine
-    #: (bench/local_throughput.py); one completion per request with a grammar was ~30/s.
-    short_requests_per_s: float = 80.0
-    #: Decoded tokens per second over all slots, for longer replies (measured before
-    #: completions were batched: constrained d-flips at 4 tokens a reply, 11.5 requests/s
-    #: loaded; batching raises it, so this errs long; unconstrained replies run to max_tokens
-    #: when the model rambles, games up to their reasoning budget).
-    tokens_per_s: float = 60.0
+    #: flip, `logit_bias`, 16 completions a request in slots of 256 tokens): 320/s journaled on
+    #: a quiet machine (bench/local_throughput.py), half of it counted for a busy one; one
+    #: completion per request with a grammar was ~25/s.
+    short_requests_per_s: float = 160.0
+    #: Decoded tokens per second over all slots, for longer replies: ~133/s measured quiet
+    #: (unconstrained single flip, 16 tokens a reply, 64 slots of 256 tokens: 5,244 replies in
+    #: 630 s) — decoding is compute-bound here (~0.27 GFLOP a token), so slots do not raise it;
+    #: unconstrained replies run to max_tokens when the model rambles, games up to their
+    #: reasoning budget.
+    tokens_per_s: float = 120.0
     #: Exact mode: one whole-answer reading per condition (single flip ~0.8-1 s a condition on
     #: a quiet machine, a word pair ~1.5-2 s: more forms, longer words; stop factors read as
     #: masses, `providers/llama_reading`); errs long for the one-token answer sets.

@@ -22,7 +22,7 @@ from flipbench.config import RunConfig
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
 from flipbench.plan import LOCAL_RATES, Plan, local_seconds, slow_warning
 from flipbench.progress import reporter_for
-from flipbench.providers.base import Backend, estimate_request_tokens
+from flipbench.providers.base import Backend, estimate_prompt_tokens, estimate_request_tokens
 from flipbench.providers.keys import KeysExhausted
 from flipbench.runner import EXACT_MAX_ATTEMPTS, Runner, RunSettings
 from flipbench.store import Journal, RunRow
@@ -72,6 +72,7 @@ class RunSession:
     async def execute(self) -> tuple[str, str | None, dict[str, int]]:
         backend, config = self.backend, self.config
         concurrency = config.max_concurrency or backend.default_concurrency
+        backend.size_for(*request_size(self.experiment))
         await backend.start(concurrency=concurrency, exact=config.mode == "exact")
         try:
             await backend.preflight()
@@ -240,6 +241,22 @@ def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
     after = versions["model"].get("gguf_sha256")
     if before and after and before != after:
         raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
+
+
+def request_size(experiment: ResolvedExperiment) -> tuple[int, int]:
+    """(estimated prompt tokens, decoded tokens) of the experiment's longest request: its
+    messages with every follow-up turn, and a reply of max_tokens for each turn (a chained or
+    history trial sends the earlier replies back)."""
+    prompt, reply = 0, experiment.max_tokens
+    for condition in experiment.conditions():
+        turns = 1 + len(condition.followups)
+        text = [*condition.messages, *({"role": "user", "content": f} for f in condition.followups)]
+        if condition.prefill:
+            text.append({"role": "assistant", "content": condition.prefill})
+        size = _prompt_tokens(condition) if condition.raw_prompt is not None else 0
+        prompt = max(prompt, size, estimate_prompt_tokens(text))
+        reply = max(reply, experiment.max_tokens * turns)
+    return prompt, reply
 
 
 def _prompt_tokens(condition: Condition) -> int:

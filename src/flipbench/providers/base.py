@@ -206,6 +206,12 @@ class Backend(ABC):
                 " completions endpoint (local/… or openai-api/…)"
             )
 
+    def size_for(self, prompt_tokens: int, reply_tokens: int) -> None:
+        """What the run's longest request needs (estimated prompt tokens, decoded tokens),
+        told before `start`: a backend that allocates memory per request slot sizes it (the
+        local llama.cpp server samples ~3x faster in small slots); others ignore it."""
+        return None
+
     @abstractmethod
     async def start(self, *, concurrency: int, exact: bool) -> None:
         """Acquire what the backend needs (server, HTTP session)."""

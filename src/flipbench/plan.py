@@ -30,7 +30,7 @@ class LocalRates:
     """What one request costs on the embedded model, measured end to end (see module doc)."""
 
     #: Sampled replies per second when the reply is one short answer (a constrained single
-    #: flip, `logit_bias`, 16 completions a request in slots of 256 tokens): 320/s journaled on
+    #: flip, `logit_bias`, 8 completions a request in slots of 256 tokens): ~250/s journaled on
     #: a quiet machine (bench/local_throughput.py), half of it counted for a busy one; one
     #: completion per request with a grammar was ~25/s.
     short_requests_per_s: float = 160.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,23 @@ async def _llama_app(
     return app
 
 
+@asynccontextmanager
+async def _llama_server(app: web.Application) -> AsyncIterator[ChatClient]:
+    """The app on a loopback port, and a trusted client of it (both closed after)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = ChatClient(f"http://127.0.0.1:{port}", trusted=True)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
 def test_the_llama_cpp_adapter_reads_the_same_probabilities_over_http(tmp_path: Path) -> None:
     table = {
         (): {"dog": 0.3, " cat": 0.5, "Sure": 0.15, "Dog": 0.05},
@@ -335,20 +353,10 @@ def test_the_llama_cpp_adapter_reads_the_same_probabilities_over_http(tmp_path: 
     caches: list[bool] = []
 
     async def go() -> Any:
-        runner = web.AppRunner(await _llama_app(model, caches))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        client = ChatClient(f"http://127.0.0.1:{port}", trusted=True)
-        await client.start()
-        try:
+        async with _llama_server(await _llama_app(model, caches)) as client:
             llama = LlamaNextTokens(client, len(model.vocab), top=3)  # "Dog" below: forced
             prompt = await llama.render([{"role": "user", "content": "pick"}])
             return await whole_answer_reply(llama, prompt, ["dog", "cat"], {"prompt": prompt})
-        finally:
-            await client.close()
-            await runner.cleanup()
 
     reply = asyncio.run(go())
     assert reply.ok, reply.error
@@ -376,20 +384,10 @@ def test_the_stop_factor_is_read_over_the_whole_vocabulary_without_widening_a_li
     ) -> tuple[WholeAnswers, dict[str, float]]:
         model = ScriptedModel(table, top=3)
         app = await _llama_app(model, [], inflation=1.0002, post_sampling=post_sampling)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        client = ChatClient(f"http://127.0.0.1:{port}", trusted=True)
-        await client.start()
-        try:
+        async with _llama_server(app) as client:
             llama = LlamaNextTokens(client, len(model.vocab), top=3, word_ends=word_ends)
             prompt = await llama.render([{"role": "user", "content": "pick"}])
             whole = await read_whole_answers(llama, prompt, ["dog", "cat"])
-        finally:
-            await client.close()
-            await runner.cleanup()
         return whole, exact_distribution(whole.answer_logprobs(["dog", "cat"]), 1.0).raw
 
     widened, by_lists = asyncio.run(read(None))

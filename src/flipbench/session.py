@@ -209,7 +209,7 @@ class RunSession:
                     rates, exact_s_per_condition=backend.exact_s_per_condition,
                     prompt_tokens_per_s=float("inf"),
                 )  # fmt: skip
-            prompt = max((_prompt_tokens(c) for c in conditions), default=0)
+            prompt = request_size(experiment)[0]  # the longest request, every turn counted
             seconds = local_seconds(
                 calls, exact=exact, reply_tokens=(shortest, longest), prompt_tokens=prompt,
                 conditions=len(conditions), rates=rates,

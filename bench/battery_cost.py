@@ -7,8 +7,12 @@ and the total against the 60 s target of issue 12. `--compare-sample` also runs 
 (everything sampled, grammar-constrained as the benchmark does locally) in the same process, so
 the ratio between the two is measured on the same machine at the same load.
 
+`--plan` runs nothing: it prints each part's plan at the given settings (calls, and the time
+range from the rates the run's own plan line uses, `plan.LOCAL_RATES`) — how far the default
+benchmark is from the target before an hour is spent finding out.
+
     .venv/bin/python bench/battery_cost.py [--n 100] [--game-n N] [--game-max-tokens T]
-                                           [--compare-sample]
+                                           [--compare-sample | --plan]
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from flipbench.benchmark import run_benchmark
+from flipbench.api import check_run
+from flipbench.benchmark import PART_RUNS, part_mode, run_benchmark
+from flipbench.config import RunConfig
+from flipbench.plan import duration
+from flipbench.session import local_run_seconds
 
 TARGET_S = 60.0
 
@@ -55,13 +63,41 @@ def timed(mode: str, args: argparse.Namespace, db: Path) -> float:
     return wall
 
 
+def planned(args: argparse.Namespace) -> None:
+    """Each part's calls and planned time at these settings, and the sum against the target."""
+    print(f"{'run':<16}{'mode':<20}{'calls':>8}   planned time")
+    fewest = most = 0.0
+    for run in PART_RUNS:
+        mode, constrained = part_mode(run, "local/smollm2", "auto")
+        game = run.game is not None
+        n = args.game_n if game and args.game_n is not None else args.n
+        config = RunConfig(
+            experiment=run.experiment, model="local/smollm2", mode=mode, constrained=constrained,
+            n=n, d=run.d, max_tokens=args.game_max_tokens if game else None,
+        )  # fmt: skip
+        experiment = check_run(config)
+        conditions = len(experiment.conditions())
+        calls = conditions if mode == "exact" else conditions * experiment.n
+        low, high = local_run_seconds(
+            experiment, calls, exact=mode == "exact", constrained=constrained
+        )
+        fewest, most = fewest + low, most + high
+        label = mode + (", constrained" if constrained else "")
+        print(f"{run.key:<16}{label:<20}{calls:>8,}   {duration(low)}–{duration(high)}")
+    print(f"planned total: {duration(fewest)}–{duration(most)} (target < {TARGET_S:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=None, help="valid samples per condition")
     parser.add_argument("--game-n", type=int, default=None)
     parser.add_argument("--game-max-tokens", type=int, default=None)
     parser.add_argument("--compare-sample", action="store_true")
+    parser.add_argument("--plan", action="store_true", help="print the plan, run nothing")
     args = parser.parse_args()
+    if args.plan:
+        planned(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         auto = timed("auto", args, Path(tmp) / "auto.db")
         verdict = "PASS" if auto < TARGET_S else "FAIL"

@@ -33,6 +33,7 @@ from flipbench.runner import Runner, RunSettings
 from flipbench.session import request_size
 from flipbench.store import Journal
 from flipbench.tasks import get_experiment
+from flipbench.tasks.definition import ResolvedExperiment
 
 PROMPT = (
     'I\'d like you to flip a biased coin that returns "1" 30% of the time and "0" 70% of the'
@@ -88,24 +89,21 @@ async def _raw(
     return rate
 
 
-async def _flipbench(samples: int) -> tuple[float, str]:
-    experiment = get_experiment("single-flip").resolve(p_values=["30"], n=samples)
+async def timed_run(
+    experiment: ResolvedExperiment, backend: LocalBackend, mode: str, concurrency: int
+) -> tuple[float, int]:
+    """Seconds the runner takes to finish `experiment` on `backend` (started here; the model's
+    load is not counted) and the valid rows it journaled; the backend is closed after."""
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp) / "bench.db")
         journal.create_run(
-            run_id="r", experiment=experiment.name, model="local/smollm2", mode="sample",
-            config={}, definition=experiment.model_dump(mode="json"),
+            run_id="r", experiment=experiment.name, model=backend.model, mode=mode, config={},
+            definition=experiment.model_dump(mode="json"),
             definition_hash=experiment.definition_hash(), versions={},
         )  # fmt: skip
-        backend = LocalBackend("local/smollm2")
-        backend.size_for(*request_size(experiment))  # as a run sizes its slots
-        await backend.start(concurrency=4, exact=False)
-        shape = (
-            f"n {backend.completions}, {4 * backend.completions} slots"
-            f" of {backend.slot_context} tokens"
-        )
+        await backend.start(concurrency=concurrency, exact=mode == "exact")
         try:
-            settings = RunSettings("sample", 4, True, 2.0, 2026)
+            settings = RunSettings(mode, concurrency, mode == "sample", 2.0, 2026)
             runner = Runner(journal, "r", experiment, backend, settings, SilentReporter())
             started = time.perf_counter()
             await runner.run()
@@ -114,6 +112,16 @@ async def _flipbench(samples: int) -> tuple[float, str]:
             await backend.close()
         valid = sum(1 for r in journal.samples("r") if r["valid"])
         journal.close()
+    return elapsed, valid
+
+
+async def _flipbench(samples: int) -> tuple[float, str]:
+    experiment = get_experiment("single-flip").resolve(p_values=["30"], n=samples)
+    backend = LocalBackend("local/smollm2")
+    backend.size_for(*request_size(experiment))  # as a run sizes its slots
+    n, context = backend.completions, backend.slot_context
+    shape = f"n {n}, {4 * n} slots of {context} tokens"
+    elapsed, valid = await timed_run(experiment, backend, "sample", 4)
     return valid / elapsed, shape
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 FLIPBENCH = Path(sys.executable).parent / "flipbench"
-N = 60
+N = 200  # several rounds a condition even with 64 completions in flight (16 a request)
 GRID = "zoom"
 CONDITIONS = ("p=45", "p=49", "p=50", "p=51", "p=55")
 TOTAL = N * len(CONDITIONS)

@@ -7,7 +7,7 @@ may use one completion token (a plain model answering "1") or all of max_tokens 
 model thinking first).
 
 A local run's time comes from rates measured on the embedded model (SmolLM2-135M, llama.cpp,
-4 requests of 8 completions on 32 slots, this project's 2-core machine, end to end through
+4 requests of 16 completions on 64 slots, this project's 2-core machine, end to end through
 flipbench: `LOCAL_RATES`); other
 GGUF files or machines differ, so it is an order of magnitude, said as "about". A run whose
 estimate passes `SLOW_RUN_S` gets a warning before it starts, with a faster way to ask.
@@ -30,10 +30,10 @@ class LocalRates:
     """What one request costs on the embedded model, measured end to end (see module doc)."""
 
     #: Sampled replies per second when the reply is one short answer (a constrained single
-    #: flip, `logit_bias`, 8 completions a request in slots of 256 tokens): ~250/s journaled on
-    #: a quiet machine (bench/local_throughput.py), half of it counted for a busy one; one
-    #: completion per request with a grammar was ~25/s.
-    short_requests_per_s: float = 160.0
+    #: flip, `logit_bias`, 16 completions a request in slots of 256 tokens): 350-380/s journaled
+    #: on a quiet machine (bench/local_throughput.py), about half of it counted for a busy one;
+    #: one completion per request with a grammar was ~25/s.
+    short_requests_per_s: float = 190.0
     #: Decoded tokens per second over all slots, for longer replies: ~133/s measured quiet
     #: (unconstrained single flip, 16 tokens a reply, 64 slots of 256 tokens: 5,244 replies in
     #: 630 s) — decoding is compute-bound here (~0.27 GFLOP a token), so slots do not raise it;
@@ -48,9 +48,9 @@ class LocalRates:
     #: of 5-250 tokens, linear), the cost that long prompts (needles, in-context evidence)
     #: add to every reading and to every slot a sampled condition lands on.
     prompt_tokens_per_s: float = 250.0
-    #: Slots of a sampled run (4 requests in flight × 8 completions): each computes a
+    #: Slots of a sampled run (4 requests in flight × 16 completions): each computes a
     #: condition's prompt the first time it serves it, later requests hit its cache.
-    slots: int = 32
+    slots: int = 64
 
 
 LOCAL_RATES = LocalRates()
@@ -72,7 +72,7 @@ def local_seconds(
     and the end token; an unconstrained one: up to max_tokens), after prompts of about
     `prompt_tokens` over `conditions` conditions. An exact reading computes its prompt afresh
     once; a sampled condition's prompt is computed at least once, at most on every slot (a
-    long prompt on 32 slots dominates: an in-context run said 1-40 s and took 616 s before
+    long prompt on 64 slots dominates: an in-context run said 1-40 s and took 616 s before
     prompts were counted)."""
     prompt_s = prompt_tokens / rates.prompt_tokens_per_s
     if exact:

@@ -20,7 +20,7 @@ from typing import Any
 from flipbench import __version__
 from flipbench.config import RunConfig
 from flipbench.errors import BudgetReached, ExactUnavailable, FlipbenchError
-from flipbench.plan import LOCAL_RATES, Plan, local_seconds, slow_warning
+from flipbench.plan import LOCAL_RATES, LocalRates, Plan, local_seconds, slow_warning
 from flipbench.progress import reporter_for
 from flipbench.providers.base import Backend, estimate_prompt_tokens, estimate_request_tokens
 from flipbench.providers.keys import KeysExhausted
@@ -201,19 +201,15 @@ class RunSession:
         exact = config.mode == "exact"
         seconds = None
         if backend.uses_cpu_threads:
-            shortest = 2 * experiment.d  # d answers, the spaces between and the end token
-            longest = shortest if config.constrained else experiment.max_tokens
             rates = LOCAL_RATES
             if backend.exact_s_per_condition is not None:  # this backend's own reading time
                 rates = replace(
                     rates, exact_s_per_condition=backend.exact_s_per_condition,
                     prompt_tokens_per_s=float("inf"),
                 )  # fmt: skip
-            prompt = request_size(experiment)[0]  # the longest request, every turn counted
-            seconds = local_seconds(
-                calls, exact=exact, reply_tokens=(shortest, longest), prompt_tokens=prompt,
-                conditions=len(conditions), rates=rates,
-            )  # fmt: skip
+            seconds = local_run_seconds(
+                experiment, calls, exact=exact, constrained=config.constrained, rates=rates
+            )
         return Plan(
             conditions=len(conditions),
             calls=calls,
@@ -241,6 +237,27 @@ def _check_same_model(run: RunRow, versions: dict[str, Any]) -> None:
     after = versions["model"].get("gguf_sha256")
     if before and after and before != after:
         raise FlipbenchError(f"the model file of run {run.run_id} changed; start a new run")
+
+
+def local_run_seconds(
+    experiment: ResolvedExperiment,
+    calls: int,
+    *,
+    exact: bool,
+    constrained: bool,
+    rates: LocalRates = LOCAL_RATES,
+) -> tuple[float, float]:
+    """(fewest, most) seconds of `calls` requests of this experiment on the embedded model: a
+    constrained reply decodes its D answers, the spaces between and the end token; an
+    unconstrained one up to max_tokens; every prompt is the longest request's, every turn
+    counted (the plan's estimate, also used by bench/battery_cost.py --plan)."""
+    shortest = 2 * experiment.d
+    longest = shortest if constrained else experiment.max_tokens
+    return local_seconds(
+        calls, exact=exact, reply_tokens=(shortest, longest),
+        prompt_tokens=request_size(experiment)[0], conditions=len(experiment.conditions()),
+        rates=rates,
+    )  # fmt: skip
 
 
 def request_size(experiment: ResolvedExperiment) -> tuple[int, int]:

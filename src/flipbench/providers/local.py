@@ -116,10 +116,11 @@ SLOT_CONTEXT = 2048
 MIN_SLOT_CONTEXT = 256
 # The estimate is ~4 characters a token and leaves out the chat template's own text.
 _PROMPT_MARGIN, _TEMPLATE_TOKENS = 1.5, 128
-#: Completions per request in slots of at most SMALL_SLOT tokens. 16 (64 slots of 256 tokens)
-#: measured 283-305 samples/s journaled against 248-272/s with 8, but a Ctrl-C'd run on 64
-#: slots once failed to exit within 30 s in CI (not understood yet), so it stays 8.
-SMALL_SLOT, SMALL_SLOT_COMPLETIONS = 512, 8
+#: Completions per request in slots of at most SMALL_SLOT tokens: 16 (64 slots of 256 tokens)
+#: measured 283-322 samples/s journaled against 248-272/s with 8. (A Ctrl-C'd run on 64 slots
+#: once failed to exit within 30 s in CI; 40 Ctrl-C's at random moments, half beside a CPU hog,
+#: then exited in 0.3-2.9 s. The stall was the test's: N = 60 filled a condition in one round.)
+SMALL_SLOT, SMALL_SLOT_COMPLETIONS = 512, 16
 
 #: A local request's timeout unless --timeout asks for more (the server is on this machine:
 #: a slow request is a slow CPU, not a dead peer).

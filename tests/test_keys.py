@@ -166,8 +166,14 @@ def test_the_ring_spreads_over_live_keys_and_retires_for_good() -> None:
     error = ring.exhausted_error("continue with --resume R")
     assert isinstance(error, BackendFatalError) and error.labels == ["K1", "K0", "K2"]
     text = str(error)
-    assert "K1, K0, K2 retired" in text and "--resume R" in text and "HTTP 402" in text
+    assert "K1, K0, K2 retired (out of credit, HTTP 402)" in text and "--resume R" in text
     assert not any(k.value in text for k in keys)
+    mixed = KeyRing(keys, base=BASE)
+    mixed.retire(keys[2], "401", 401)
+    mixed.retire(keys[0], "402")
+    mixed.retire(keys[1], "401", 401)
+    text = str(mixed.exhausted_error("continue with --resume R"))
+    assert "K2, K1 retired (OpenRouter rejected the API key, HTTP 401); K0 retired (out" in text
     assert not KeyRing([]).exhausted  # no keys at all: a keyless server, never "spent"
 
 
@@ -245,18 +251,62 @@ def test_a_run_moves_to_the_next_key_when_one_runs_out(
     )
 
 
-def test_a_single_spent_key_still_stops_the_model_after_a_handful(
+def test_a_rejected_key_is_retired_and_the_run_goes_on_with_the_others(
     no_keys: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with running_in_thread(FaultConfig(key_credits=credits(k0=0))) as server:
+    """A revoked or mistyped key (the service answers 401) belongs to the key, not the model:
+    one bad key among several must not stop the run (nor every model of a sweep it is dealt
+    to); the requests that met it go on the good keys and nothing is lost."""
+    db, n, cap = tmp_path / "j.db", 60, 8
+    # The fault server accepts only the keys it gives credit to: key 0 gets a real 401.
+    faults = FaultConfig(latency_s=0.005, key_credits=credits(k1=1000, k2=1000))
+    with running_in_thread(faults) as server:
+        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
+        _set_keys(monkeypatch, **VALUES)
+        outcome = start_run(
+            RunConfig(experiment="fair-coin", model="openrouter/fault/model", n=n,
+                      max_concurrency=cap, run_id="revoked"), db,
+        )  # fmt: skip
+        requests, ok = server.counts["requests"], server.counts["ok"]
+    assert outcome.status == "complete"
+    rows = _samples(db)
+    assert len(rows) == n == ok and all(r["valid"] for r in rows)
+    labels = _key_labels(rows)
+    assert "OPENROUTER_API_KEY_0" not in labels and sum(labels.values()) == n
+    assert labels["OPENROUTER_API_KEY_1"] > 0 and labels["OPENROUTER_API_KEY_2"] > 0
+    refused = [a for r in rows for a in r["meta"].get("attempts", [])]
+    assert refused and {(a["key"], a["http_status"]) for a in refused} == {
+        ("OPENROUTER_API_KEY_0", 401)
+    }  # fmt: skip
+    # Retired at its first 401: only the requests already in flight then met it.
+    assert 1 <= requests - ok <= cap and outcome.retries["key_retired"] == requests - ok
+    _assert_no_key_values(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("run_id", "faults", "why"),
+    [
+        ("spent", credits(k0=0), "out of credit, HTTP 402"),
+        # the fault server accepts only keys it gives credit to: key 0 meets a real 401
+        ("rejected", credits(k1=1000), "OpenRouter rejected the API key, HTTP 401"),
+    ],
+)
+def test_a_single_spent_or_rejected_key_stops_the_run_after_a_handful_naming_it(
+    no_keys: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_id: str, faults: str,
+    why: str,
+) -> None:  # fmt: skip
+    with running_in_thread(FaultConfig(key_credits=faults)) as server:
         monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
         monkeypatch.setenv(BASE, A)
         with pytest.raises(KeysExhausted) as caught:
             start_run(RunConfig(model="openrouter/fault/model", n=100, max_concurrency=16,
-                                run_id="spent"), tmp_path / "j.db")  # fmt: skip
+                                run_id=run_id), tmp_path / "j.db")  # fmt: skip
         requests = server.counts["requests"]
     assert requests <= 4  # slow start: 4 in flight, none retried on the spent key
-    assert caught.value.labels == [BASE] and "--resume spent" in str(caught.value)
+    text = str(caught.value)
+    assert caught.value.labels == [BASE] and f"--resume {run_id}" in text
+    assert f"{BASE} retired ({why})" in text
+    _assert_no_key_values(tmp_path, text)
 
 
 def test_an_openai_compatible_server_rotates_its_numbered_keys_too(

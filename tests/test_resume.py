@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 FLIPBENCH = Path(sys.executable).parent / "flipbench"
-N = 200  # several rounds a condition even with 64 completions in flight (16 a request)
+N = 300  # several rounds a condition even with 64 completions in flight (16 a request)
 GRID = "zoom"
 CONDITIONS = ("p=45", "p=49", "p=50", "p=51", "p=55")
 TOTAL = N * len(CONDITIONS)
@@ -73,9 +73,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=EXIT_TIMEOUT_S)
 
 
-def _connect(db: Path) -> sqlite3.Connection:
+def _connect(db: Path, timeout_s: float = 5.0) -> sqlite3.Connection:
     """A read-only view of the journal: the test must not write, lock or repair anything."""
-    return sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)
+    return sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=timeout_s)
 
 
 def _count(db: Path, run_id: str) -> int:
@@ -83,7 +83,9 @@ def _count(db: Path, run_id: str) -> int:
     if not db.exists():
         return 0
     try:
-        with closing(_connect(db)) as conn:
+        # A short busy timeout: a poll that waited seconds on a lock once let the whole run
+        # finish before the stop was sent (it is polled again 20 ms later instead).
+        with closing(_connect(db, timeout_s=0.2)) as conn:
             query = "SELECT COUNT(*) FROM samples WHERE run_id = ?"
             return int(conn.execute(query, (run_id,)).fetchone()[0])
     except sqlite3.OperationalError:  # being created: no such table, unable to open, locked
@@ -257,7 +259,12 @@ def _start_then_signal(tmp_path: Path, db: Path, run_id: str, signum: int) -> in
     """Start a run, let it journal some rows, send `signum`, and return its exit code."""
     proc = _start(tmp_path, db, run_id, "first")
     try:
-        _wait_for_rows(proc, db, run_id, tmp_path, "first")
+        count = _wait_for_rows(proc, db, run_id, tmp_path, "first")
+        if proc.poll() is not None:
+            pytest.fail(
+                f"the run ended (code {proc.returncode}) before signal {signum} could be sent"
+                f" ({count} samples seen); raise N (now {N})\n{_logs(tmp_path, 'first')}"
+            )
         os.kill(proc.pid, signum)
         try:
             proc.wait(timeout=EXIT_TIMEOUT_S)

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from flipbench.safety import scrub
 
-__all__ = ["Failure", "FailureKind", "classify", "parse_retry_after", "scrub", "spends_the_key"]
+__all__ = ["Failure", "FailureKind", "classify", "parse_retry_after", "retires_the_key", "scrub"]
 
 
 class FailureKind(StrEnum):
@@ -45,11 +45,12 @@ _FATAL_TEXT = {
 }
 
 
-def spends_the_key(failure: Failure) -> bool:
-    """A 402 out of credit (not the transient in-flight budget, which is a rate limit) belongs
-    to the key's account, not to the model: with several keys that key is retired and the
-    request goes on another (`keys.KeyRing`)."""
-    return failure.kind is FailureKind.FATAL and failure.reason == "no_credits"
+def retires_the_key(failure: Failure) -> bool:
+    """A 402 out of credit (not the transient in-flight budget, which is a rate limit) and a
+    401 (the key rejected: revoked, mistyped, its account gone) belong to the key, not to the
+    model: with several keys that key is retired and the request goes on another
+    (`keys.KeyRing`); one bad key among ten must not stop every model it is dealt to."""
+    return failure.kind is FailureKind.FATAL and failure.reason in ("no_credits", "bad_key")
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -3,8 +3,9 @@
 Users with separate accounts, or one account with per-key credit limits, set
 `OPENROUTER_API_KEY` and/or `OPENROUTER_API_KEY_0` … `_9` (the Failure-to-Mix code rotated the
 same ten variables). Requests go round-robin over the keys still live; a key whose account is
-out of credit (a 402 that is not the transient in-flight budget) is retired for the rest of the
-process, and the request that met it goes on another key. When every key is retired the run or
+out of credit (a 402 that is not the transient in-flight budget) or that the service rejects (a
+401: revoked or mistyped) is retired for the rest of the process, and the request that met it
+goes on another key. When every key is retired the run or
 sweep stops with a message that names the keys by their variable names.
 
 A key is known everywhere by its *label* (the variable it came from), which is what is journaled
@@ -92,6 +93,7 @@ class KeyRing:
         self.service = service
         self.base = base
         self._retired: dict[str, str] = {}  # label -> why
+        self._status: dict[str, int] = {}  # label -> the HTTP status that retired it
         self._turn = itertools.count()
 
     @classmethod
@@ -121,20 +123,37 @@ class KeyRing:
         live = self.live
         return live[next(self._turn) % len(live)] if live else None
 
-    def retire(self, key: ApiKey, why: str) -> bool:
-        """Never use `key` again in this process; False when it was already retired."""
+    def retire(self, key: ApiKey, why: str, status: int = 402) -> bool:
+        """Never use `key` again in this process (`status`: the HTTP status that retired it);
+        False when it was already retired."""
         if key.label in self._retired:
             return False
         self._retired[key.label] = why
+        self._status[key.label] = status
         return True
 
     def exhausted_error(self, resume_hint: str) -> KeysExhausted:
-        """The stop once every key is retired: names the keys, never their values."""
+        """The stop once every key is retired: names the keys and why, never their values."""
         labels = list(self._retired)
         base = self.base or (labels[0] if labels else "the key")
+        groups: dict[int, list[str]] = {}
+        for label in labels:
+            groups.setdefault(self._status.get(label, 402), []).append(label)
+        said = "; ".join(
+            f"{', '.join(names)} retired ({_retired_as(status, self.service)})"
+            for status, names in groups.items()
+        )
         message = (
-            f"{self.service}: every key is out of credit (HTTP 402): {', '.join(labels)} retired;"
+            f"{self.service}: no key left: {said};"
             f" add credit or set another key ({base} or {base}_0 … _{KEY_SLOTS - 1}),"
             f" then {resume_hint}"
         )
         return KeysExhausted(message, labels)
+
+
+def _retired_as(status: int, service: str) -> str:
+    if status == 402:
+        return "out of credit, HTTP 402"
+    if status == 401:
+        return f"{service} rejected the API key, HTTP 401"
+    return f"refused, HTTP {status}"

@@ -33,7 +33,7 @@ from flipbench.providers.base import (
     SampleSettings,
     estimate_request_tokens,
 )
-from flipbench.providers.failures import FailureKind, spends_the_key
+from flipbench.providers.failures import FailureKind, retires_the_key
 from flipbench.providers.keys import ApiKey, KeyRing, read_keys
 from flipbench.providers.limits import AdaptiveLimiter, Backoff, Budget
 from flipbench.providers.openai_compat import (
@@ -299,8 +299,10 @@ class OpenAICompatibleBackend(Backend):
                     reply.meta["attempts"] = attempts
                 reply.cost = paid if paid or reply.cost is not None else None
                 return reply
-            if key is not None and spends_the_key(failure):
-                self.keys.retire(key, failure.message)
+            if key is not None and retires_the_key(failure):
+                # the code, not the HTTP status: OpenRouter also says it in a 200's error body
+                code = 401 if failure.reason == "bad_key" else 402
+                self.keys.retire(key, failure.message, code)
                 attempts.append(
                     {"http_status": exchange.status, "failure": "key_retired",
                      "error": failure.message, "key": key.label}

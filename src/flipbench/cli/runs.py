@@ -91,7 +91,11 @@ def run(
     ctx: typer.Context,
     experiment: Annotated[
         str | None,
-        typer.Argument(help=f"one of {', '.join(sorted(EXPERIMENTS))} (`flipbench experiments`)"),
+        # Not the registry's names: listing them means building every grid, on every start.
+        typer.Argument(
+            help="an experiment such as single-flip, d-flips, ternary or word-bias"
+            " (`flipbench experiments` lists them all)"
+        ),
     ] = None,
     model: Annotated[
         str,

@@ -1,14 +1,17 @@
 """Experiment definitions as data, looked up by name.
 
 Every module of this package that defines `ExperimentDefinition`s at module level is found
-and registered when the package is imported, so adding an experiment is adding one module
-(docs/architecture.md); `register_experiment` adds one defined elsewhere (a plug-in, a test).
+and registered the first time the registry is read, so adding an experiment is adding one
+module (docs/architecture.md); `register_experiment` adds one defined elsewhere (a plug-in, a
+test). Found on first use, not on import: building the grids (thousands of in-context
+conditions) cost ~100 ms of every CLI start, `flipbench runs` included, which needs none.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterator, MutableMapping
 
 from flipbench.errors import FlipbenchError
 from flipbench.tasks.definition import Condition, ExperimentDefinition, format_percent
@@ -16,7 +19,37 @@ from flipbench.tasks.definition import Condition, ExperimentDefinition, format_p
 #: Modules of this package that hold machinery, not experiments.
 _NOT_EXPERIMENTS = frozenset({"definition", "protocols"})
 
-EXPERIMENTS: dict[str, ExperimentDefinition] = {}
+
+class _Registry(MutableMapping[str, ExperimentDefinition]):
+    """Name -> definition; the package's experiment modules are imported on first access."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, ExperimentDefinition] = {}
+        self._found = False
+
+    def _all(self) -> dict[str, ExperimentDefinition]:
+        if not self._found:
+            self._found = True
+            _discover()
+        return self._data
+
+    def __getitem__(self, name: str) -> ExperimentDefinition:
+        return self._all()[name]
+
+    def __setitem__(self, name: str, experiment: ExperimentDefinition) -> None:
+        self._all()[name] = experiment
+
+    def __delitem__(self, name: str) -> None:
+        del self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+EXPERIMENTS: MutableMapping[str, ExperimentDefinition] = _Registry()
 
 
 def register_experiment(experiment: ExperimentDefinition) -> ExperimentDefinition:
@@ -46,8 +79,6 @@ def get_experiment(name: str) -> ExperimentDefinition:
         known = ", ".join(sorted(EXPERIMENTS))
         raise FlipbenchError(f"unknown experiment {name!r} (known: {known})") from None
 
-
-_discover()
 
 __all__ = [
     "EXPERIMENTS",

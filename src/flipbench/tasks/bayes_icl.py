@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from functools import cache
 
 from flipbench.tasks.definition import ConditionSpec, ExperimentDefinition, format_percent
 from flipbench.tasks.protocols import AssistantPrefill, RawText
@@ -53,6 +54,7 @@ CHAIN_SWITCH = 50
 CHAIN_SEQUENCES = 5
 
 
+@cache  # a grid asks for each sequence once per length: ~2,000 draws at import, ~300 distinct
 def draw_flips(seed: int, label: str, index: int, thetas: tuple[str, ...], run: int) -> str:
     """`run` flips per θ (percent) in turn, as a string of H and T; the same on every platform.
 

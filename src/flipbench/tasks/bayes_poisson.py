@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 
-from flipbench.tasks.bayes_needles import filler_words, sentence_ends
+from flipbench.tasks.bayes_needles import filler_sentence_ends, filler_words
 from flipbench.tasks.definition import ConditionSpec, ExperimentDefinition
 from flipbench.tasks.protocols import AssistantPrefill, RawText
 
@@ -69,7 +69,7 @@ def story_prefix(lam: str, char: str, index: int, *, seed: int = SEED) -> tuple[
     `char` after every word but the last; the text, its insertions and its gaps."""
     rng = random.Random(f"flipbench-poisson:{seed}:{lam}:{char}:{index}")
     words = filler_words()
-    starts = [e for e in sentence_ends(words) if e + PREFIX_WORDS <= len(words)]
+    starts = [e for e in filler_sentence_ends() if e + PREFIX_WORDS <= len(words)]
     start = rng.choice(starts)  # a sentence's first word
     chosen = words[start : start + PREFIX_WORDS]
     parts, inserted = [], 0

@@ -224,7 +224,7 @@ def test_each_intervention_sends_its_request_and_reads_its_reply(
         ({"intervention": "cot", "mode": "exact"}, "use --mode sample"),
         ({"intervention": "given-seed", "mode": "exact"}, "use --mode sample"),
         ({"intervention": "cot", "constrained": True}, "--constrained forces a bare answer"),
-        ({"intervention": "structured", "model": "local/smollm2"}, "does not take"),
+        ({"intervention": "tool-call", "model": "local/smollm2"}, "does not take"),
         ({"intervention": "verbalized", "experiment": "gaussian"}, "finite set"),
         ({"intervention": "tool-call", "experiment": "d-flips"}, "finite set"),
         ({"intervention": "structured", "model_options": {"tools": []}}, None),
@@ -351,6 +351,27 @@ def test_given_seed_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
         number = _meta(row)["given_seed"]
         assert number == given_number("seeded", "p=50", row["sample_index"])
         assert f"source of randomness: {number}" in row["request_json"]
+
+
+@pytest.mark.slow
+def test_structured_output_runs_on_the_embedded_model(tmp_path: Path) -> None:
+    """llama.cpp turns the JSON-schema `response_format` into a grammar: every reply is the
+    JSON object with an enum answer, read as such (p = 30 and 70 %, N = 16)."""
+    from flipbench.api import start_run
+
+    config = RunConfig(
+        experiment="single-flip", model="local/smollm2", intervention="structured", n=16,
+        p_values=["30", "70"], run_id="structured",
+    )  # fmt: skip
+    outcome = start_run(config, tmp_path / "j.db")
+    assert outcome.status == "complete", outcome.message
+    with Journal(tmp_path / "j.db", create=False) as journal:
+        rows = list(journal.samples("structured"))
+    assert len(rows) == 32 and all(r["valid"] for r in rows)
+    for row in rows:
+        sent = json.loads(row["request_json"])
+        assert sent["response_format"]["json_schema"]["schema"]["properties"]["answer"]["enum"]
+        assert json.loads(row["content"]) == {"answer": row["answer"]}
 
 
 def test_request_fields_go_over_the_wire_and_an_ignored_schema_is_invalid(

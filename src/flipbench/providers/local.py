@@ -135,6 +135,9 @@ class LocalBackend(Backend):
     supports_constrained: ClassVar[bool] = True
     supports_raw: ClassVar[bool] = True
     uses_cpu_threads: ClassVar[bool] = True
+    # llama.cpp's chat endpoint turns a JSON-schema `response_format` into a grammar (the
+    # `structured` intervention); tool calls need a chat template that has tools: not taken.
+    request_features: ClassVar[frozenset[str]] = frozenset({"response_format"})
     # llama.cpp's CPU threads (the run's --threads; None: the cores this process may use).
     threads: int | None = None
 
@@ -278,6 +281,7 @@ class LocalBackend(Backend):
             body["max_tokens"] = 1
         if count > 1:
             body["n"] = count
+        body.update(settings.request_fields)  # an intervention's (structured output)
         return await self._client.replies(body, CHAT, count)
 
     async def _one_token_answers(self, settings: SampleSettings) -> list[int] | None:

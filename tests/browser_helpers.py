@@ -30,9 +30,13 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def offline_page(html: Path, height: int = 1400) -> Iterator[tuple[Page, list[str]]]:
+def offline_page(
+    html: Path, height: int = 1400, dialogs: list[str] | None = None
+) -> Iterator[tuple[Page, list[str]]]:
     """The report `html` opened in headless Chromium, its figures loaded; every request the
-    page makes is recorded, and any but the file itself is refused."""
+    page makes is recorded, and any but the file itself is refused. With `dialogs`, every
+    dialog the page opens (an `alert` a payload would raise) is recorded there, from before
+    the page loads, and dismissed."""
     executable = chromium_path()
     from playwright.sync_api import Route, sync_playwright
 
@@ -51,6 +55,8 @@ def offline_page(html: Path, height: int = 1400) -> Iterator[tuple[Page, list[st
         try:
             page = browser.new_page(viewport={"width": 1280, "height": height})
             page.route("**/*", route)
+            if dialogs is not None:
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(url, wait_until="load")
             page.wait_for_function("Array.from(document.images).every(i => i.complete)")
             yield page, requests

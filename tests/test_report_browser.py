@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import chromium_path
+from browser_helpers import offline_page
 
 from tests.cli_helpers import assert_ok, flipbench
 from tests.report_runs import HOSTILE_CATEGORY, PAYLOADS, make_run
@@ -50,53 +50,32 @@ def test_the_file_holds_every_payload_as_text_only(report: tuple[Path, str]) -> 
 def test_report_renders_offline_in_chromium_and_runs_no_payload(
     report: tuple[Path, str], tmp_path: Path
 ) -> None:
-    executable = chromium_path()
-    from playwright.sync_api import Route, sync_playwright
-
     path, run_id = report
     url = path.resolve().as_uri()
-    requests: list[str] = []
     dialogs: list[str] = []
-
-    def route(r: Route) -> None:  # only the report itself may load; anything else is recorded
-        requests.append(r.request.url)
-        if r.request.url == url:
-            r.continue_()
-        else:
-            r.abort()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.route("**/*", route)
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(url, wait_until="load")
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-            shot = Path(os.environ.get("FLIPBENCH_REPORT_SCREENSHOT") or tmp_path / "report.png")
-            page.screenshot(path=str(shot), full_page=False)
-            dom: dict[str, Any] = page.evaluate(
-                """() => ({
-                pwned: window.__pwned === undefined ? null : String(window.__pwned),
-                title: document.title,
-                images: Array.from(document.images).map(i => ({
-                    width: i.naturalWidth, data: i.src.startsWith('data:image/png;base64,')})),
-                figures: document.querySelectorAll('figure img').length,
-                scripts: document.scripts.length,
-                handlers: document.querySelectorAll(
-                    '[onerror],[onload],[onclick],iframe,svg,object,embed').length,
-                jsLinks: Array.from(document.links).filter(
-                    a => a.protocol === 'javascript:').length,
-                tables: Array.from(document.querySelectorAll('table')).map(t => t.className),
-                samples: document.querySelector('table.samples').innerText,
-                count: document.querySelector('[data-count]').textContent,
-                headline: document.querySelector('ul.headline').innerText,
-            })"""
-            )
-            page.select_option("[data-filter=valid]", "0")  # the browser's own script works
-            filtered = page.locator("[data-count]").text_content()
-        finally:
-            browser.close()
+    with offline_page(path, height=1600, dialogs=dialogs) as (page, requests):
+        shot = Path(os.environ.get("FLIPBENCH_REPORT_SCREENSHOT") or tmp_path / "report.png")
+        page.screenshot(path=str(shot), full_page=False)
+        dom: dict[str, Any] = page.evaluate(
+            """() => ({
+            pwned: window.__pwned === undefined ? null : String(window.__pwned),
+            title: document.title,
+            images: Array.from(document.images).map(i => ({
+                width: i.naturalWidth, data: i.src.startsWith('data:image/png;base64,')})),
+            figures: document.querySelectorAll('figure img').length,
+            scripts: document.scripts.length,
+            handlers: document.querySelectorAll(
+                '[onerror],[onload],[onclick],iframe,svg,object,embed').length,
+            jsLinks: Array.from(document.links).filter(
+                a => a.protocol === 'javascript:').length,
+            tables: Array.from(document.querySelectorAll('table')).map(t => t.className),
+            samples: document.querySelector('table.samples').innerText,
+            count: document.querySelector('[data-count]').textContent,
+            headline: document.querySelector('ul.headline').innerText,
+        })"""
+        )
+        page.select_option("[data-filter=valid]", "0")  # the browser's own script works
+        filtered = page.locator("[data-count]").text_content()
     assert dom["pwned"] is None and dialogs == [], (dom["pwned"], dialogs)
     assert requests == [url], requests
     assert dom["scripts"] == 1 and dom["handlers"] == 0 and dom["jsLinks"] == 0
@@ -111,3 +90,14 @@ def test_report_renders_offline_in_chromium_and_runs_no_payload(
     shown, _, total, _ = (filtered or "").split(maxsplit=3)  # "K of M shown"
     assert dom["count"] == f"{total} of {total} shown" and 0 < int(shown) < int(total)
     assert shot.stat().st_size > 10_000
+
+
+def test_the_browser_check_would_see_a_payload_run(tmp_path: Path) -> None:
+    """The check above can fail: a page whose script raises a dialog is caught by the same
+    helper, the dialog recorded before the page has loaded."""
+    page_file = tmp_path / "hostile.html"
+    page_file.write_text("<html><body><script>alert('ran')</script></body></html>")
+    dialogs: list[str] = []
+    with offline_page(page_file, dialogs=dialogs) as (_, requests):
+        pass
+    assert dialogs == ["ran"] and requests == [page_file.resolve().as_uri()]

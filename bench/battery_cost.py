@@ -7,12 +7,16 @@ and the total against the 60 s target of issue 12. `--compare-sample` also runs 
 (everything sampled, grammar-constrained as the benchmark does locally) in the same process, so
 the ratio between the two is measured on the same machine at the same load.
 
+`--compare-old-shape` also runs it with the sampled requests shaped as before issue 12 (one
+completion a request, the answers always enforced by a grammar, slots of 2,048 tokens; exact
+readings as today) and prints the ratio: what the request shape alone changed.
+
 `--plan` runs nothing: it prints each part's plan at the given settings (calls, and the time
 range from the rates the run's own plan line uses, `plan.LOCAL_RATES`) — how far the default
 benchmark is from the target before an hour is spent finding out.
 
     .venv/bin/python bench/battery_cost.py [--n 100] [--game-n N] [--game-max-tokens T]
-                                           [--compare-sample | --plan]
+                                           [--compare-sample] [--compare-old-shape] [--plan]
 """
 
 from __future__ import annotations
@@ -63,6 +67,18 @@ def timed(mode: str, args: argparse.Namespace, db: Path) -> float:
     return wall
 
 
+def old_shape() -> None:
+    """Sampled requests as before issue 12, for the rest of this process."""
+    from flipbench.providers import local
+
+    async def no_logit_bias(self: local.LocalBackend, settings: object) -> None:
+        return None  # the grammar constrains every answer set
+
+    local.COMPLETIONS_PER_REQUEST = 1  # read by each new backend
+    local.LocalBackend.size_for = lambda self, prompt, reply: None  # type: ignore[method-assign]
+    local.LocalBackend._one_token_answers = no_logit_bias  # type: ignore[method-assign,assignment]
+
+
 def planned(args: argparse.Namespace) -> None:
     """Each part's calls and planned time at these settings, and the sum against the target."""
     print(f"{'run':<16}{'mode':<20}{'calls':>8}   planned time")
@@ -93,6 +109,7 @@ def main() -> None:
     parser.add_argument("--game-n", type=int, default=None)
     parser.add_argument("--game-max-tokens", type=int, default=None)
     parser.add_argument("--compare-sample", action="store_true")
+    parser.add_argument("--compare-old-shape", action="store_true")
     parser.add_argument("--plan", action="store_true", help="print the plan, run nothing")
     args = parser.parse_args()
     if args.plan:
@@ -105,6 +122,11 @@ def main() -> None:
         if args.compare_sample:
             sampled = timed("sample", args, Path(tmp) / "sample.db")
             print(f"sampled / auto: {sampled / auto:.1f}x the time")
+        if args.compare_old_shape:
+            old_shape()
+            print("\nthe same, sampled requests shaped as before issue 12:")
+            before = timed("auto", args, Path(tmp) / "old.db")
+            print(f"old request shape / today's: {before / auto:.1f}x the time")
 
 
 if __name__ == "__main__":

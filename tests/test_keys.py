@@ -23,7 +23,7 @@ from fault_helpers import BODY, post, serving
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flipbench.api import export, start_run
+from flipbench.api import RunOutcome, export, start_run
 from flipbench.config import RunConfig
 from flipbench.errors import BackendFatalError, FlipbenchError
 from flipbench.providers.keys import ApiKey, KeyRing, KeysExhausted, key_variables, read_keys
@@ -169,9 +169,9 @@ def test_the_ring_spreads_over_live_keys_and_retires_for_good() -> None:
     assert "K1, K0, K2 retired (out of credit, HTTP 402)" in text and "--resume R" in text
     assert not any(k.value in text for k in keys)
     mixed = KeyRing(keys, base=BASE)
-    mixed.retire(keys[2], "401", 401)
+    mixed.retire(keys[2], "401", "bad_key")
     mixed.retire(keys[0], "402")
-    mixed.retire(keys[1], "401", 401)
+    mixed.retire(keys[1], "401", "bad_key")
     text = str(mixed.exhausted_error("continue with --resume R"))
     assert "K2, K1 retired (OpenRouter rejected the API key, HTTP 401); K0 retired (out" in text
     assert not KeyRing([]).exhausted  # no keys at all: a keyless server, never "spent"
@@ -211,19 +211,30 @@ def _key_labels(rows: list[dict[str, Any]]) -> Counter[str]:
     return Counter(r["meta"].get("key") for r in rows)
 
 
-def test_a_run_moves_to_the_next_key_when_one_runs_out(
-    no_keys: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    db, n, cap = tmp_path / "j.db", 120, 8
-    faults = FaultConfig(latency_s=0.005, key_credits=credits(k0=5, k1=40, k2=1000))
+def _run_on_three_keys(
+    monkeypatch: pytest.MonkeyPatch, db: Path, key_credits: str, *, n: int, cap: int, run: str
+) -> tuple[RunOutcome, FaultServer]:
+    """A fair-coin run on the fault server with the three keys of VALUES set, each given the
+    credit `key_credits` says (a key it does not list meets a 401)."""
+    faults = FaultConfig(latency_s=0.005, key_credits=key_credits)
     with running_in_thread(faults) as server:
         monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
         _set_keys(monkeypatch, **VALUES)
         outcome = start_run(
             RunConfig(experiment="fair-coin", model="openrouter/fault/model", n=n,
-                      max_concurrency=cap, run_id="keys"), db,
+                      max_concurrency=cap, run_id=run), db,
         )  # fmt: skip
-        used, refused, ok = server.key_counts, server.key_refused, server.counts["ok"]
+    return outcome, server
+
+
+def test_a_run_moves_to_the_next_key_when_one_runs_out(
+    no_keys: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db, n, cap = tmp_path / "j.db", 120, 8
+    outcome, server = _run_on_three_keys(
+        monkeypatch, db, credits(k0=5, k1=40, k2=1000), n=n, cap=cap, run="keys"
+    )
+    used, refused, ok = server.key_counts, server.key_refused, server.counts["ok"]
     assert outcome.status == "complete"
     rows = _samples(db)
     assert len(rows) == n == ok and all(r["valid"] for r in rows)  # nothing lost, no extra
@@ -259,15 +270,10 @@ def test_a_rejected_key_is_retired_and_the_run_goes_on_with_the_others(
     to); the requests that met it go on the good keys and nothing is lost."""
     db, n, cap = tmp_path / "j.db", 60, 8
     # The fault server accepts only the keys it gives credit to: key 0 gets a real 401.
-    faults = FaultConfig(latency_s=0.005, key_credits=credits(k1=1000, k2=1000))
-    with running_in_thread(faults) as server:
-        monkeypatch.setenv("OPENROUTER_BASE_URL", server.base_url)
-        _set_keys(monkeypatch, **VALUES)
-        outcome = start_run(
-            RunConfig(experiment="fair-coin", model="openrouter/fault/model", n=n,
-                      max_concurrency=cap, run_id="revoked"), db,
-        )  # fmt: skip
-        requests, ok = server.counts["requests"], server.counts["ok"]
+    outcome, server = _run_on_three_keys(
+        monkeypatch, db, credits(k1=1000, k2=1000), n=n, cap=cap, run="revoked"
+    )
+    requests, ok = server.counts["requests"], server.counts["ok"]
     assert outcome.status == "complete"
     rows = _samples(db)
     assert len(rows) == n == ok and all(r["valid"] for r in rows)

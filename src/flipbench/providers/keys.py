@@ -92,8 +92,7 @@ class KeyRing:
         self.keys = list(keys)
         self.service = service
         self.base = base
-        self._retired: dict[str, str] = {}  # label -> why
-        self._status: dict[str, int] = {}  # label -> the HTTP status that retired it
+        self._retired: dict[str, tuple[str, str]] = {}  # label -> (why, failure reason)
         self._turn = itertools.count()
 
     @classmethod
@@ -111,7 +110,7 @@ class KeyRing:
     @property
     def retired(self) -> dict[str, str]:
         """Label -> why, in the order the keys were retired."""
-        return dict(self._retired)
+        return {label: why for label, (why, _) in self._retired.items()}
 
     @property
     def exhausted(self) -> bool:
@@ -123,25 +122,25 @@ class KeyRing:
         live = self.live
         return live[next(self._turn) % len(live)] if live else None
 
-    def retire(self, key: ApiKey, why: str, status: int = 402) -> bool:
-        """Never use `key` again in this process (`status`: the HTTP status that retired it);
-        False when it was already retired."""
+    def retire(self, key: ApiKey, why: str, reason: str = "no_credits") -> bool:
+        """Never use `key` again in this process (`reason`: the failure's, `no_credits` or
+        `bad_key`); False when it was already retired."""
         if key.label in self._retired:
             return False
-        self._retired[key.label] = why
-        self._status[key.label] = status
+        self._retired[key.label] = (why, reason)
         return True
 
     def exhausted_error(self, resume_hint: str) -> KeysExhausted:
         """The stop once every key is retired: names the keys and why, never their values."""
         labels = list(self._retired)
         base = self.base or (labels[0] if labels else "the key")
-        groups: dict[int, list[str]] = {}
-        for label in labels:
-            groups.setdefault(self._status.get(label, 402), []).append(label)
+        groups: dict[str, list[str]] = {}
+        for label, (_, reason) in self._retired.items():
+            groups.setdefault(reason, []).append(label)
         said = "; ".join(
-            f"{', '.join(names)} retired ({_retired_as(status, self.service)})"
-            for status, names in groups.items()
+            f"{', '.join(names)} retired"
+            f" ({_RETIRED_AS.get(reason, reason).format(service=self.service)})"
+            for reason, names in groups.items()
         )
         message = (
             f"{self.service}: no key left: {said};"
@@ -151,9 +150,8 @@ class KeyRing:
         return KeysExhausted(message, labels)
 
 
-def _retired_as(status: int, service: str) -> str:
-    if status == 402:
-        return "out of credit, HTTP 402"
-    if status == 401:
-        return f"{service} rejected the API key, HTTP 401"
-    return f"refused, HTTP {status}"
+#: What retired a key, by the failure's reason (`failures.retires_the_key`).
+_RETIRED_AS = {
+    "no_credits": "out of credit, HTTP 402",
+    "bad_key": "{service} rejected the API key, HTTP 401",
+}

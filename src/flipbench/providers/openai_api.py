@@ -300,9 +300,7 @@ class OpenAICompatibleBackend(Backend):
                 reply.cost = paid if paid or reply.cost is not None else None
                 return reply
             if key is not None and retires_the_key(failure):
-                # the code, not the HTTP status: OpenRouter also says it in a 200's error body
-                code = 401 if failure.reason == "bad_key" else 402
-                self.keys.retire(key, failure.message, code)
+                self.keys.retire(key, failure.message, failure.reason)
                 attempts.append(
                     {"http_status": exchange.status, "failure": "key_retired",
                      "error": failure.message, "key": key.label}

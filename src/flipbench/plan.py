@@ -48,8 +48,10 @@ class LocalRates:
     #: of 5-250 tokens, linear), the cost that long prompts (needles, in-context evidence)
     #: add to every reading and to every slot a sampled condition lands on.
     prompt_tokens_per_s: float = 250.0
-    #: Slots of a sampled run (4 requests in flight × 16 completions): each computes a
-    #: condition's prompt the first time it serves it, later requests hit its cache.
+    #: Slots of a sampled run (4 requests in flight × 16 completions): the most prompt
+    #: computations a condition can cost. A generous bound: measured, a request of 16
+    #: completions computes its prompt once (its children share it), and later requests hit
+    #: the cache; kept since it was set against a real 616 s in-context run.
     slots: int = 64
 
 
